@@ -1,0 +1,158 @@
+"""A thin typed producer for services that spend tokens.
+
+    from streams.producer import TokenUsageProducer
+
+    with TokenUsageProducer() as producer:
+        producer.send(event)          # validates, then sends; raises InvalidEvent if invalid
+
+The producer is idempotent (``enable.idempotence``: broker-side de-duplication of its own
+retries), waits for all in-sync replicas (``acks=all``), batches and compresses, and keys
+every event by ``tenant_id`` with the murmur2 partitioner that Java and Faust clients use, so
+a tenant's events land on the same partition whoever produced them. Delivery reports reach
+the caller through ``on_delivery`` and the ``delivered``/``failed`` counters; ``flush`` and
+``close`` raise :class:`DeliveryFailed` if any event could not be delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from streams import events
+from streams.settings import Settings, get_settings
+from streams.topics import EVENTS
+
+DeliveryCallback = Callable[[str, "KafkaError | None", "Message"], None]
+
+#: The producer tuning every tokenhub producer starts from; callers may override any key.
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "enable.idempotence": True,
+    "acks": "all",
+    "compression.type": "lz4",
+    "linger.ms": 20,
+    "batch.size": 1_000_000,
+    "batch.num.messages": 10_000,
+    "queue.buffering.max.messages": 1_000_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    "message.timeout.ms": 300_000,
+    "partitioner": "murmur2_random",
+}
+
+
+class DeliveryFailed(RuntimeError):
+    """Some events were not acknowledged by Kafka; ``failures`` lists (key, error) pairs."""
+
+    def __init__(self, failures: list[tuple[str, str]]) -> None:
+        shown = "; ".join(f"{key}: {error}" for key, error in failures[:5])
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        super().__init__(
+            f"{len(failures)} event(s) were not delivered: {shown}{more}. They were not "
+            "acknowledged by Kafka; send them again with the same event_id (it is safe)."
+        )
+        self.failures = failures
+
+
+@dataclass
+class DeliveryStats:
+    """Running totals of delivery reports."""
+
+    delivered: int = 0
+    failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+class TokenUsageProducer:
+    """Validate and send token usage events to ``token-usage.events.v1``."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        topic: str = EVENTS.name,
+        on_delivery: DeliveryCallback | None = None,
+        config: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.topic = topic
+        self.stats = DeliveryStats()
+        self._on_delivery = on_delivery
+        self._max_future_skew = timedelta(seconds=self.settings.max_future_skew_seconds)
+        self._producer = Producer(
+            self.settings.librdkafka(**{**PRODUCER_DEFAULTS, **(config or {})})
+        )
+
+    # --- sending --------------------------------------------------------------------------
+    def send(self, event: events.TokenUsageEvent | Mapping[str, Any]) -> None:
+        """Validate one event and queue it; raises :class:`events.InvalidEvent` if invalid."""
+        if isinstance(event, events.TokenUsageEvent):
+            payload = events.encode(event)
+            # A struct built in code skipped validation: parse its bytes to check every rule.
+            parsed = events.parse(payload, max_future_skew=self._max_future_skew)
+        else:
+            parsed = events.from_dict(dict(event), max_future_skew=self._max_future_skew)
+            payload = events.encode(parsed)
+        self.send_raw(parsed.tenant_id.encode(), payload)
+
+    def send_raw(self, key: bytes | None, value: bytes) -> None:
+        """Queue bytes as they are (replays and fault injection); no validation."""
+        while True:
+            try:
+                self._producer.produce(self.topic, value=value, key=key, on_delivery=self._report)
+                break
+            except BufferError:
+                # The local queue is full: serve delivery reports until there is room.
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+
+    def _report(self, error: KafkaError | None, message: Message) -> None:
+        key = (message.key() or b"").decode(errors="replace")
+        if error is None:
+            self.stats.delivered += 1
+        else:
+            self.stats.failed += 1
+            self.stats.failures.append((key, str(error)))
+        if self._on_delivery is not None:
+            self._on_delivery(key, error, message)
+
+    # --- completion -----------------------------------------------------------------------
+    def poll(self, timeout: float = 0) -> int:
+        """Serve pending delivery reports."""
+        served: int = self._producer.poll(timeout)
+        return served
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Wait for every queued event; raise :class:`DeliveryFailed` if any failed."""
+        remaining = self._producer.flush(timeout)
+        if remaining:
+            raise DeliveryFailed(
+                [
+                    (
+                        "(queued)",
+                        f"{remaining} event(s) still queued after {timeout:.0f}s: is Kafka "
+                        f"reachable at {self.settings.bootstrap}?",
+                    )
+                ]
+            )
+        if self.stats.failures:
+            failures, self.stats.failures = self.stats.failures, []
+            raise DeliveryFailed(failures)
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Flush; the producer is not used afterwards."""
+        self.flush(timeout)
+
+    def __enter__(self) -> TokenUsageProducer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
