@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     sasl_password: SecretStr | None = None
     ssl_ca_location: Path | None = None
 
+    # --- Warehouse ----------------------------------------------------------------------
+    books_dir: Path | None = Field(
+        default=None,
+        description="Folder of price, cost, transfer, FX and quota books (default: the shipped books).",
+    )
+    reporting_currency: str = "CNY"
+
     # --- Event contract ------------------------------------------------------------------
     max_future_skew_seconds: int = Field(
         default=900, description="Events stamped further than this in the future are invalid."
@@ -67,6 +74,24 @@ class Settings(BaseSettings):
     def kafka_libs_dir(self) -> Path:
         """The broker's jars, fetched from Maven Central once per Kafka version."""
         return self.cache_dir / f"kafka-{self.kafka_version}" / "libs"
+
+    @property
+    def warehouse_path(self) -> Path:
+        """The DuckDB file the pipeline writes (landing, rating, marts)."""
+        return self.home / "warehouse" / "tokenhub.duckdb"
+
+    @property
+    def published_path(self) -> Path:
+        """The read-only copy of the marts that analysts query while the pipeline writes."""
+        return self.home / "warehouse" / "marts.duckdb"
+
+    @property
+    def books(self) -> Path:
+        """The folder of business data files (price, cost, transfer, FX, quota books)."""
+        return (
+            self.books_dir
+            or Path(__file__).resolve().parent.parent / "warehouse" / "pricing" / "books"
+        )
 
     def librdkafka(self, **overrides: Any) -> dict[str, Any]:
         """Client configuration for confluent-kafka, with security settings applied."""
