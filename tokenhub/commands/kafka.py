@@ -14,7 +14,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="start, stop or inspect the local Kafka broker",
         description="A single-node KRaft broker fetched from Maven Central (no Docker).",
     )
-    parser.add_argument("action", choices=("up", "down", "status"))
+    parser.add_argument(
+        "action",
+        choices=("up", "down", "status", "topics"),
+        help="up/down/status: the local broker; topics: create the declared topics on "
+        "whatever cluster TOKENHUB_BOOTSTRAP_SERVERS names",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -26,6 +31,12 @@ def run(args: argparse.Namespace) -> int:
         print(("Already up. " if already else "") + status.describe())
     elif args.action == "down":
         print("Kafka stopped." if broker.down() else "Kafka was not running.")
+    elif args.action == "topics":
+        broker.create_topics()
+        print(
+            f"Topics ready on {broker.settings.bootstrap}: "
+            + ", ".join(t.name for t in broker.topics)
+        )
     else:
         status = broker.status()
         print(status.describe())
