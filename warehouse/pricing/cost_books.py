@@ -388,9 +388,9 @@ def read_cost_books(books_dir: Path) -> CostBooks:
         transfer_prices=read_transfer_prices(books_dir / TRANSFER_PRICES),
         segments=read_segments(books_dir / SEGMENTS),
     )
-    costed = {rate.chip_family for rate in books.cost_book if rate.layer == "chip"}
+    costed = {rate.chip_family or "" for rate in books.cost_book if rate.layer == "chip"}
     sold = {
-        price.chip_family
+        price.chip_family or ""
         for price in books.transfer_prices
         if (price.from_layer, price.to_layer) == ("chip", "cloud")
     }
