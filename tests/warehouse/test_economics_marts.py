@@ -6,6 +6,7 @@ file, then builds only the economics models (see test_economics_helpers).
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -22,7 +23,7 @@ from tests.warehouse.test_economics_helpers import (
     usage,
     write_books,
 )
-from warehouse import economics
+from warehouse import db, economics
 
 D = Decimal
 HOUR_MS = D(3_600_000)
@@ -434,3 +435,35 @@ def test_agents_swarms_and_the_actor_multiplier(tmp_path: Path) -> None:
         "select tasks, revenue_per_task_p50, revenue_per_task_max from marts.rpt_task_cost_distribution"
     ).fetchall()
     assert tasks == 2 and p50 < p99 == a1[0] + a2[0]
+
+
+def test_cost_per_million_tokens_sits_beside_price_and_margin(tmp_path: Path) -> None:
+    npu = usage("npu", accelerator_ms=2000)
+    gpu = usage("gpu", chip_family="imported-gpu-h", accelerator_ms=2000)
+    con = build_with(tmp_path, [npu, gpu])
+    rows = con.sql(
+        "select chip_family, total_tokens, total_direct_cost, cost_per_million_tokens,"
+        " price_per_million_tokens, margin_per_million_tokens"
+        " from marts.rpt_cost_per_million_tokens order by chip_family"
+    ).fetchall()
+    for _, tokens, cost, cost_pm, price_pm, margin_pm in rows:
+        assert cost_pm == q12(cost * D(1_000_000) / D(tokens))
+        assert price_pm == q12(npu["amount_reporting"] * D(1_000_000) / D(tokens))
+        assert margin_pm == q12((npu["amount_reporting"] - cost) * D(1_000_000) / D(tokens))
+    # With these books the domestic chip serves the same request cheaper.
+    assert [row[0] for row in rows] == ["domestic-npu-a", "imported-gpu-h"]
+    assert rows[0][3] < rows[1][3]
+
+
+def test_the_identity_check_catches_a_broken_mart(tmp_path: Path) -> None:
+    con = build_with(tmp_path, [usage("a"), usage("b", product="api")])
+    broken = tmp_path / "sql"
+    shutil.copytree(db.SQL_DIR, broken)
+    mart = broken / "marts" / "fct_request_economics.sql"
+    sql = mart.read_text()
+    assert "as cloud_margin," in sql
+    mart.write_text(sql.replace("as cloud_margin,", "+ 0.000000000001 as cloud_margin,"))
+    db.build(con, select=economics.MODELS, sql_dir=broken)
+    checks = {violation.check for violation in economics.check_layer_identity(con)}
+    assert "request: sum of layer margins" in checks
+    assert "rpt_layer_margin_daily: layers of a group" in checks
