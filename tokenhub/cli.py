@@ -22,8 +22,17 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from streams.broker import BrokerError
     from streams.events import InvalidEvent
     from streams.producer import DeliveryFailed
+    from warehouse.pricing.cost_books import CostBookError
 
-    return (UserError, BrokerError, InvalidEvent, DeliveryFailed, KafkaException, FileNotFoundError)
+    return (
+        UserError,
+        BrokerError,
+        InvalidEvent,
+        DeliveryFailed,
+        KafkaException,
+        FileNotFoundError,
+        CostBookError,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
