@@ -8,6 +8,7 @@ SASL/SCRAM) are declared once and reach every client.
 
 from __future__ import annotations
 
+import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -60,6 +61,49 @@ class Settings(BaseSettings):
         default=900, description="Events stamped further than this in the future are invalid."
     )
 
+    # --- Live worker (Faust) --------------------------------------------------------------
+    worker_app_id: str = Field(
+        default="tokenhub-live", description="Faust app id: the consumer group of the workers."
+    )
+    worker_state_dir: Path | None = Field(
+        default=None,
+        description="Per-partition state of the workers (default: <home>/worker); shared by "
+        "the workers of one machine.",
+    )
+    web_host: str = Field(default="127.0.0.1", description="Where the worker's HTTP views bind.")
+    web_port: int = 6066
+    dedup_horizon_days: int = Field(
+        default=7, description="A retried event_id is recognised for this many days."
+    )
+    late_event_allowance_seconds: int = Field(
+        default=60, description="A window stays open this long after its end, in event time."
+    )
+    worker_batch_size: int = Field(default=500, description="Events rated per micro-batch.")
+    worker_batch_seconds: float = Field(
+        default=1.0, description="A micro-batch closes after this long even when not full."
+    )
+    live_rater: str = Field(
+        default="warehouse.pricing.rating:BatchRater",
+        description="module:Class of the batch rater the live worker calls (the warehouse's).",
+    )
+    budgets_path: Path | None = Field(
+        default=None,
+        description="Tenant daily budgets CSV (default: streams/data/tenant_budgets.csv).",
+    )
+
+    @property
+    def worker_state(self) -> Path:
+        """The folder of the live workers' per-partition state (RocksDB)."""
+        return self.worker_state_dir or self.home / "worker"
+
+    @property
+    def budgets(self) -> Path:
+        """The tenant daily budgets file the live alerts read."""
+        return (
+            self.budgets_path
+            or Path(__file__).resolve().parent / "data" / "tenant_budgets.csv"
+        )
+
     @property
     def bootstrap(self) -> str:
         """The bootstrap server list clients connect to."""
@@ -109,6 +153,33 @@ class Settings(BaseSettings):
             config["ssl.ca.location"] = str(self.ssl_ca_location)
         config.update(overrides)
         return config
+
+    def faust_credentials(self) -> Any:
+        """The same security settings for Faust (aiokafka): ``None`` for PLAINTEXT.
+
+        Pass it as ``faust.App(..., broker_credentials=settings.faust_credentials())`` so the
+        worker authenticates exactly like the librdkafka clients.
+        """
+        from faust.auth import SASLCredentials, SSLCredentials  # Faust is slow to import
+
+        use_tls = self.security_protocol in ("SSL", "SASL_SSL")
+        context = (
+            ssl.create_default_context(
+                cafile=str(self.ssl_ca_location) if self.ssl_ca_location else None
+            )
+            if use_tls
+            else None
+        )
+        if self.security_protocol.startswith("SASL"):
+            return SASLCredentials(
+                username=self.sasl_username or "",
+                password=self.sasl_password.get_secret_value() if self.sasl_password else "",
+                mechanism=self.sasl_mechanism or "PLAIN",
+                ssl_context=context,
+            )
+        if context is not None:
+            return SSLCredentials(context)
+        return None
 
     def redacted_librdkafka(self) -> dict[str, Any]:
         """The client configuration safe to print or log: secrets replaced by ``***``."""

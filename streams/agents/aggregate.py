@@ -1,0 +1,183 @@
+"""Aggregate: tumbling windows of 1 minute and 1 hour on event time, per dimension.
+
+Every counted event adds to one window of each size, once per dimension: the whole stream
+(``all``), its tenant, model, product, actor type and region. A window holds tokens by
+token type, requests, live spend per currency (``Decimal`` kept as strings) and the events
+the rating engine could not price (``unrated_*``: counted, never as zero spend), plus the
+agent and human totals the tokens-per-request multiplier is computed from.
+
+Event time advances per partition as the largest ``occurred_at`` seen (the *watermark*). A
+window closes once the watermark passes its end by ``late_event_allowance_seconds``; an
+event for a window that is already closed is *too late*: it is counted under
+``stats/too_late`` (and in the tenant's daily budget) but no longer changes the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from streams.agents.overlay import Overlay
+from streams.events import TokenUsageEvent
+
+#: Window sizes by label.
+WINDOWS: dict[str, int] = {"1m": 60, "1h": 3600}
+#: How long closed windows stay queryable in the views (the topic keeps them for good).
+WINDOW_RETENTION: dict[str, timedelta] = {"1m": timedelta(hours=3), "1h": timedelta(days=8)}
+DIMENSIONS = ("all", "tenant", "model", "product", "actor_type", "region")
+TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "output_tokens", "thinking_tokens")
+
+WINDOW = b"win/"
+OPEN = b"open/"
+WATERMARK = b"meta/watermark"
+
+
+@dataclass(frozen=True)
+class Rating:
+    """What the rating engine said about one event: an amount, or why it is unrated."""
+
+    amount: Decimal | None
+    currency: str | None
+    unrated_reason: str | None = None
+
+
+def window_start(moment: datetime, size_seconds: int) -> datetime:
+    """The start of the tumbling window holding ``moment``."""
+    epoch = int(moment.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % size_seconds, UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dimension_values(event: TokenUsageEvent) -> list[tuple[str, str]]:
+    return [
+        ("all", "all"),
+        ("tenant", event.tenant_id),
+        ("model", event.model),
+        ("product", event.product),
+        ("actor_type", event.actor_type),
+        ("region", event.region),
+    ]
+
+
+def window_key(label: str, start: datetime, dimension: str, value: str) -> bytes:
+    return WINDOW + f"{label}/{iso(start)}/{dimension}/{value}".encode()
+
+
+def empty_window() -> dict[str, Any]:
+    return {
+        "requests": 0,
+        **dict.fromkeys(TOKEN_FIELDS, 0),
+        "total_tokens": 0,
+        "spend": {},
+        "unrated_requests": 0,
+        "unrated_tokens": 0,
+        "agent_requests": 0,
+        "agent_tokens": 0,
+        "human_requests": 0,
+        "human_tokens": 0,
+    }
+
+
+def add_event(window: dict[str, Any], event: TokenUsageEvent, rating: Rating) -> None:
+    """Add one counted event to a window record (in place)."""
+    total = event.input_tokens + event.output_tokens
+    window["requests"] += 1
+    for name in TOKEN_FIELDS:
+        window[name] += getattr(event, name)
+    window["total_tokens"] += total
+    window[f"{event.actor_type}_requests"] += 1
+    window[f"{event.actor_type}_tokens"] += total
+    if rating.amount is None or rating.currency is None:
+        window["unrated_requests"] += 1
+        window["unrated_tokens"] += total
+    else:
+        spend = window["spend"]
+        spend[rating.currency] = str(Decimal(spend.get(rating.currency, "0")) + rating.amount)
+
+
+def multiplier(window: dict[str, Any]) -> float | None:
+    """Agent tokens per request divided by human tokens per request (None without both)."""
+    if not window.get("agent_requests") or not window.get("human_tokens"):
+        return None
+    agent = window["agent_tokens"] / window["agent_requests"]
+    human = window["human_tokens"] / window["human_requests"]
+    return round(agent / human, 3)
+
+
+def watermark(state: Overlay) -> datetime | None:
+    value = state.get(WATERMARK)
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def is_too_late(start: datetime, size_seconds: int, mark: datetime | None, allowance: int) -> bool:
+    if mark is None:
+        return False
+    return start + timedelta(seconds=size_seconds + allowance) <= mark
+
+
+def aggregate(
+    state: Overlay, event: TokenUsageEvent, rating: Rating, *, allowance_seconds: int
+) -> bool:
+    """Add the event to its windows and advance the watermark; False if it was too late."""
+    mark = watermark(state)
+    landed = True
+    for label, size in WINDOWS.items():
+        start = window_start(event.occurred_at, size)
+        if is_too_late(start, size, mark, allowance_seconds):
+            landed = False
+            continue
+        state.put(OPEN + f"{label}/{iso(start)}".encode(), 1)
+        for dimension, value in dimension_values(event):
+            key = window_key(label, start, dimension, value)
+            record = state.get(key) or empty_window()
+            add_event(record, event, rating)
+            state.put(key, record)
+    if mark is None or event.occurred_at > mark:
+        state.put(WATERMARK, event.occurred_at.isoformat())
+    return landed
+
+
+def closable_windows(state: Overlay, allowance_seconds: int) -> list[tuple[str, datetime]]:
+    """Open windows whose end plus the allowance the watermark has passed."""
+    mark = watermark(state)
+    if mark is None:
+        return []
+    closable = []
+    for key, _ in state.items(OPEN):
+        label, start_text = key[len(OPEN) :].decode().split("/")
+        start = datetime.fromisoformat(start_text.replace("Z", "+00:00"))
+        if is_too_late(start, WINDOWS[label], mark, allowance_seconds):
+            closable.append((label, start))
+    return closable
+
+
+def close_window(
+    state: Overlay, label: str, start: datetime
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Mark a window closed; returns its (dimension, value, record) entries to emit."""
+    state.delete(OPEN + f"{label}/{iso(start)}".encode())
+    prefix = WINDOW + f"{label}/{iso(start)}/".encode()
+    entries = []
+    for key, record in state.items(prefix):
+        dimension, value = key[len(prefix) :].decode().split("/", 1)
+        entries.append((dimension, value, record))
+    return entries
+
+
+def drop_expired_windows(state: Overlay) -> None:
+    """Forget closed windows older than their retention, so the store stays bounded."""
+    mark = watermark(state)
+    if mark is None:
+        return
+    for label, keep in WINDOW_RETENTION.items():
+        cutoff = iso(mark - keep)
+        prefix = WINDOW + f"{label}/".encode()
+        for key, _ in state.store_items(prefix):
+            if key[len(prefix) : len(prefix) + 20].decode() >= cutoff:
+                break
+            state.delete(key)

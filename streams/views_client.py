@@ -1,0 +1,48 @@
+"""A few live figures from a worker's HTTP views, for the demo and for humans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from streams.settings import Settings
+
+
+def _get(base: str, path: str, **params: Any) -> Any:
+    response = requests.get(f"{base}/{path}/", params=params, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def live_summary(settings: Settings, *, web_port: int | None = None) -> dict[str, Any]:
+    """Health, top tenants today, agents vs humans and dead letters, from the views."""
+    base = f"http://{settings.web_host}:{web_port or settings.web_port}/tokenhub"
+    health = _get(base, "health")
+    return {
+        "total_lag": health["total_lag"],
+        "events_counted": health["stats"].get("counted", 0),
+        "duplicates": health["stats"].get("duplicates", 0),
+        "top_tenants": _get(base, "top-tenants", n=3)["top"],
+        "agent_human_multiplier": _get(base, "agents-vs-humans", window="1h")["overall_multiplier"],
+        "dead_letters": _get(base, "dead-letters"),
+    }
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """The summary as a few lines of text."""
+    top = ", ".join(
+        f"{row['tenant_id']} "
+        + " ".join(f"{amount} {currency}" for currency, amount in row["spend"].items())
+        for row in summary["top_tenants"]
+    )
+    return "\n".join(
+        [
+            f"live: {summary['events_counted']} events counted, "
+            f"{summary['duplicates']} duplicates dropped, lag {summary['total_lag']}",
+            f"live: top tenants today: {top or '(none yet)'}",
+            f"live: agent/human tokens per request: {summary['agent_human_multiplier']}",
+            f"live: dead letters: {summary['dead_letters']['total']} "
+            f"{summary['dead_letters']['by_reason']}",
+        ]
+    )

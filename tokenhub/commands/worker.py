@@ -1,0 +1,29 @@
+"""``tokenhub worker [--web-port N]``: run one live Faust worker (see ``streams.app``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="run a live worker: validate, de-duplicate, rate, aggregate, alert, serve views",
+        description="One Faust worker of the live pipeline. Start several (each with its own "
+        "--web-port) to share the partitions of token-usage.events.v1.",
+    )
+    parser.add_argument(
+        "--web-port", type=int, help="port of the HTTP views (default TOKENHUB_WEB_PORT, 6066)"
+    )
+    parser.add_argument("--loglevel", default="info", help="worker log level (default info)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.web_port is not None:
+        # The app object reads the settings when imported, so set the port first.
+        os.environ["TOKENHUB_WEB_PORT"] = str(args.web_port)
+    from streams.app_runner import run_worker
+
+    return run_worker(loglevel=args.loglevel)
