@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from tokenhub import __version__
 from tokenhub.commands import COMMANDS
@@ -35,8 +36,15 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     )
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Argument mistakes as one line that says where to look (not the whole usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="tokenhub",
         description="Meter, rate and explain a token economy (Kafka, Faust, Dagster, DuckDB).",
     )
