@@ -5,6 +5,10 @@ dependency:copy-dependencies``, once per version, into ``Settings.cache_dir``). 
 runs in KRaft mode (no ZooKeeper) as one process that is both controller and broker, its
 storage under ``Settings.kafka_dir``. ``tokenhub kafka up|down|status`` and the pytest
 fixture both use :class:`LocalKafka`.
+
+Given ``scram_users``, the broker also opens a ``SASL_PLAINTEXT`` listener on ``sasl_port``
+that authenticates with SCRAM-SHA-512 (users created when the storage is formatted), beside
+the unchanged ``PLAINTEXT`` one: the security tests point clients at it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ from streams.topics import ALL_TOPICS, TopicSpec
 
 _POM = Path(__file__).with_name("broker_pom.xml")
 _LOG4J = Path(__file__).with_name("broker_log4j.properties")
+#: The one SASL mechanism the local broker's SASL listener offers.
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+_SASL_LISTENER = "SASL_PLAINTEXT"
 
 
 class BrokerError(RuntimeError):
@@ -81,10 +88,16 @@ class LocalKafka:
         *,
         topics: Iterable[TopicSpec] = ALL_TOPICS,
         extra_properties: Mapping[str, str] | None = None,
+        scram_users: Mapping[str, str] | None = None,
+        sasl_port: int | None = None,
     ) -> None:
+        if scram_users and sasl_port is None:
+            raise ValueError("scram_users needs a sasl_port for the SASL listener")
         self.settings = settings
         self.topics = tuple(topics)
         self.extra_properties = dict(extra_properties or {})
+        self.scram_users = dict(scram_users or {})
+        self.sasl_port = sasl_port if self.scram_users else None
         self.dir = settings.kafka_dir
         self.data_dir = self.dir / "data"
         self.pid_file = self.dir / "broker.pid"
@@ -162,6 +175,41 @@ class LocalKafka:
             *args,
         ]
 
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        """Where SCRAM clients connect (``None`` without ``scram_users``)."""
+        if self.sasl_port is None:
+            return None
+        return f"{self.settings.kafka_host}:{self.sasl_port}"
+
+    def _listener_properties(self) -> dict[str, str]:
+        s = self.settings
+        host = s.kafka_host
+        listeners = (
+            f"PLAINTEXT://{host}:{s.kafka_port},CONTROLLER://{host}:{s.kafka_controller_port}"
+        )
+        advertised = f"PLAINTEXT://{host}:{s.kafka_port}"
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        if self.sasl_port is None:
+            return {
+                "listeners": listeners,
+                "advertised.listeners": advertised,
+                "listener.security.protocol.map": protocols,
+            }
+        sasl = f"{_SASL_LISTENER}://{host}:{self.sasl_port}"
+        listener = _SASL_LISTENER.lower()
+        return {
+            "listeners": f"{listeners},{sasl}",
+            "advertised.listeners": f"{advertised},{sasl}",
+            "listener.security.protocol.map": f"{protocols},{_SASL_LISTENER}:{_SASL_LISTENER}",
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            # SCRAM credentials live in the cluster metadata (added at format time), so the
+            # login module needs no password here: none is written to server.properties.
+            f"listener.name.{listener}.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+        }
+
     def _write_properties(self) -> None:
         s = self.settings
         host = s.kafka_host
@@ -169,11 +217,9 @@ class LocalKafka:
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{host}:{s.kafka_controller_port}",
-            "listeners": f"PLAINTEXT://{host}:{s.kafka_port},CONTROLLER://{host}:{s.kafka_controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{s.kafka_port}",
+            **self._listener_properties(),
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir.resolve()),
             "num.partitions": "6",
             "offsets.topic.replication.factor": "1",
@@ -194,6 +240,11 @@ class LocalKafka:
         if (self.data_dir / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        scram = [
+            arg
+            for name, password in self.scram_users.items()
+            for arg in ("--add-scram", f"{SCRAM_MECHANISM}=[name={name},password={password}]")
+        ]
         result = subprocess.run(
             self._java(
                 "kafka.tools.StorageTool",
@@ -202,15 +253,17 @@ class LocalKafka:
                 cluster_id,
                 "-c",
                 str(self.properties_file),
+                *scram,
             ),
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
-            raise BrokerError(
-                f"Formatting Kafka storage in {self.data_dir} failed:\n{result.stdout}{result.stderr}"
-            )
+            output = result.stdout + result.stderr
+            for password in self.scram_users.values():
+                output = output.replace(password, "***")  # never echo a secret
+            raise BrokerError(f"Formatting Kafka storage in {self.data_dir} failed:\n{output}")
 
     def up(self, *, timeout: float = 90.0) -> BrokerStatus:
         """Start the broker (harmless if it is already up) and create the topics."""
@@ -219,7 +272,8 @@ class LocalKafka:
             self.wait_ready(timeout=timeout)
             self.create_topics()
             return self.status()
-        for port in (s.kafka_port, s.kafka_controller_port):
+        ports = (s.kafka_port, s.kafka_controller_port, *filter(None, [self.sasl_port]))
+        for port in ports:
             if _port_open(s.kafka_host, port):
                 raise BrokerError(
                     f"Port {port} on {s.kafka_host} is already taken by another process. Stop it, "
