@@ -9,7 +9,6 @@ SASL/SCRAM) are declared once and reach every client.
 from __future__ import annotations
 
 import ssl
-import ssl
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -154,33 +153,6 @@ class Settings(BaseSettings):
             config["ssl.ca.location"] = str(self.ssl_ca_location)
         config.update(overrides)
         return config
-
-    def faust_credentials(self) -> Any:
-        """The same security settings for Faust (aiokafka): ``None`` for PLAINTEXT.
-
-        Pass it as ``faust.App(..., broker_credentials=settings.faust_credentials())`` so the
-        worker authenticates exactly like the librdkafka clients.
-        """
-        from faust.auth import SASLCredentials, SSLCredentials  # Faust is slow to import
-
-        use_tls = self.security_protocol in ("SSL", "SASL_SSL")
-        context = (
-            ssl.create_default_context(
-                cafile=str(self.ssl_ca_location) if self.ssl_ca_location else None
-            )
-            if use_tls
-            else None
-        )
-        if self.security_protocol.startswith("SASL"):
-            return SASLCredentials(
-                username=self.sasl_username or "",
-                password=self.sasl_password.get_secret_value() if self.sasl_password else "",
-                mechanism=self.sasl_mechanism or "PLAIN",
-                ssl_context=context,
-            )
-        if context is not None:
-            return SSLCredentials(context)
-        return None
 
     def faust_credentials(self) -> Any:
         """The same security settings for Faust (aiokafka): ``None`` for PLAINTEXT.
