@@ -21,6 +21,7 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         settings.worker_app_id,
         broker=f"kafka://{settings.bootstrap}",
+        broker_credentials=settings.faust_credentials(),  # SASL/TLS, as every client
         # State is our own per-partition RocksDB (streams.state), committed with offsets:
         # Faust's commits only bound how much is redelivered after a crash.
         processing_guarantee="at_least_once",
@@ -39,7 +40,7 @@ def create_app(settings: Settings) -> faust.App:
 settings = get_settings()
 app = create_app(settings)
 events_topic = app.topic(
-    EVENTS.name,
+    settings.live_source_topic,
     key_serializer="raw",
     value_serializer="raw",
     partitions=EVENTS.partitions,

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     worker_app_id: str = Field(
         default="tokenhub-live", description="Faust app id: the consumer group of the workers."
     )
+    live_source_topic: str = Field(
+        default="token-usage.events.v1",
+        description="The events topic the workers read (a private one in tests).",
+    )
     worker_state_dir: Path | None = Field(
         default=None,
         description="Per-partition state of the workers (default: <home>/worker); shared by "

@@ -125,7 +125,7 @@ def _end_offsets() -> dict[int, int]:
     consumer = Consumer(settings.librdkafka(**{"group.id": f"{settings.worker_app_id}-lag"}))
     try:
         return {
-            p: consumer.get_watermark_offsets(TopicPartition(EVENTS.name, p), timeout=5)[1]
+            p: consumer.get_watermark_offsets(TopicPartition(settings.live_source_topic, p), timeout=5)[1]
             for p in range(EVENTS.partitions)
         }
     finally:
