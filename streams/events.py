@@ -188,7 +188,13 @@ def check_time(
 
 def encode(event: TokenUsageEvent) -> bytes:
     """The wire form of an event: compact JSON, UTC timestamps."""
+    if event.occurred_at.utcoffset() != _ZERO:
+        # A producer may stamp local time with an offset; the wire form is always UTC.
+        event = msgspec.structs.replace(event, occurred_at=event.occurred_at.astimezone(UTC))
     return _encoder.encode(event)
+
+
+_ZERO = timedelta(0)
 
 
 def to_dict(event: TokenUsageEvent) -> dict[str, Any]:
