@@ -47,11 +47,14 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
 class DeliveryFailed(RuntimeError):
     """Some events were not acknowledged by Kafka; ``failures`` lists (key, error) pairs."""
 
-    def __init__(self, failures: list[tuple[str, str]]) -> None:
+    def __init__(self, failures: list[tuple[str, str]], *, bootstrap: str | None = None) -> None:
         shown = "; ".join(f"{key}: {error}" for key, error in failures[:5])
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        # A timeout is nearly always a broker that cannot be reached: say which one.
+        timed_out = bootstrap and any("timed out" in error for _, error in failures)
+        hint = f" Is Kafka reachable at {bootstrap}?" if timed_out else ""
         super().__init__(
-            f"{len(failures)} event(s) were not delivered: {shown}{more}. They were not "
+            f"{len(failures)} event(s) were not delivered: {shown}{more}.{hint} They were not "
             "acknowledged by Kafka; send them again with the same event_id (it is safe)."
         )
         self.failures = failures
@@ -140,7 +143,7 @@ class TokenUsageProducer:
             )
         if self.stats.failures:
             failures, self.stats.failures = self.stats.failures, []
-            raise DeliveryFailed(failures)
+            raise DeliveryFailed(failures, bootstrap=self.settings.bootstrap)
 
     def close(self, timeout: float = 60.0) -> None:
         """Flush; the producer is not used afterwards."""
