@@ -98,13 +98,12 @@ def scram_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
 def scram_settings(broker: LocalKafka, password: str, **extra: Any) -> Settings:
     """Client settings for the SASL listener, as a deployment would set them."""
     return Settings(
-        home=broker.settings.home,
+        **{"home": broker.settings.home, **extra},
         bootstrap_servers=broker.sasl_bootstrap,
         security_protocol="SASL_PLAINTEXT",
         sasl_mechanism=SCRAM_MECHANISM,
         sasl_username=USER,
         sasl_password=SecretStr(password),
-        **extra,
     )
 
 
@@ -294,7 +293,7 @@ def test_cli_with_unreachable_broker_does_not_print_the_password(
     assert_no_secret(result.stdout, result.stderr)
 
 
-def test_broker_files_hold_no_password(scram_broker: LocalKafka) -> None:
+def test_zz_broker_files_hold_no_password(scram_broker: LocalKafka) -> None:
     # The broker stores salted SCRAM hashes, never the password: not in its properties, its
     # log, or its metadata log.
     for path in scram_broker.dir.rglob("*"):
@@ -302,3 +301,59 @@ def test_broker_files_hold_no_password(scram_broker: LocalKafka) -> None:
             data = path.read_bytes()
             for secret in SECRETS:
                 assert secret.encode() not in data, f"password found in {path}"
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local IPv4 addresses with a socket listening on ``port`` (from /proc/net/tcp)."""
+    found: set[str] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if int(hex_port, 16) == port and state == "0A":  # 0A: LISTEN
+            found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return found
+
+
+def test_worker_authenticates_with_scram_and_its_views_bind_to_localhost(
+    scram_broker: LocalKafka, tmp_path: Path
+) -> None:
+    # Imported here: the worker's app module reads the process settings when imported.
+    from streams.app_runner import start_worker, stop_worker
+    from streams.topics import TopicSpec
+    from tests.streams.worker_fixtures import free_port, produce, rater_path, view, wait_caught_up
+
+    topic = f"test.sec.{uuid.uuid4().hex[:8]}"
+    scram_broker.create_topics([TopicSpec(topic, partitions=EVENTS.partitions)])
+    budgets = tmp_path / "budgets.csv"
+    budgets.write_text("tenant_id,effective_from,daily_budget,currency\n*,2024-01-01,1000000,CNY\n")
+    settings = scram_settings(
+        scram_broker,
+        RIGHT_PASSWORD,
+        home=tmp_path,
+        live_source_topic=topic,
+        worker_app_id=f"sec-live-{uuid.uuid4().hex[:8]}",
+        web_port=free_port(),
+        live_rater=rater_path(),
+        budgets_path=budgets,
+        worker_batch_seconds=0.3,
+    )
+    assert settings.web_host == "127.0.0.1"  # the default, not set by this test
+    produce(settings, [(b"tenant-sec", orjson_dumps(valid_event())) for _ in range(3)])
+    produce(settings, [(b"tenant-sec", b"{not json")])
+    worker = start_worker(settings)
+    try:
+        health = wait_caught_up(worker)
+        assert health["stats"]["counted"] == 3
+        assert view(worker, "dead-letters")["total"] == 1
+        assert _listening_addresses(worker.web_port) == {"127.0.0.1"}
+        with pytest.raises(OSError):  # another loopback address is not served
+            socket.create_connection(("127.0.0.2", worker.web_port), timeout=2).close()
+    finally:
+        stop_worker(worker, kill=True)
+    assert_no_secret(worker.log_path.read_text(errors="replace"))
+
+
+def orjson_dumps(event: dict[str, Any]) -> bytes:
+    import orjson
+
+    return orjson.dumps(event)
