@@ -25,7 +25,10 @@ def create_app(settings: Settings) -> faust.App:
         # State is our own per-partition RocksDB (streams.state), committed with offsets:
         # Faust's commits only bound how much is redelivered after a crash.
         processing_guarantee="at_least_once",
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.worker_commit_interval_seconds,
+        # A killed worker's partitions move to the others after this, not Faust's 60 s.
+        broker_session_timeout=settings.worker_session_timeout_seconds,
+        broker_heartbeat_interval=settings.worker_session_timeout_seconds / 4,
         consumer_auto_offset_reset="earliest",
         datadir=str(settings.worker_state / "faust"),
         web_enabled=True,

@@ -90,6 +90,14 @@ class Settings(BaseSettings):
         default="warehouse.pricing.rating:BatchRater",
         description="module:Class of the batch rater the live worker calls (the warehouse's).",
     )
+    worker_commit_interval_seconds: float = Field(
+        default=1.0,
+        description="How often Faust commits consumer offsets (state carries its own offsets).",
+    )
+    worker_session_timeout_seconds: float = Field(
+        default=10.0,
+        description="A worker that stops heartbeating (killed) loses its partitions after this.",
+    )
     budgets_path: Path | None = Field(
         default=None,
         description="Tenant daily budgets CSV (default: streams/data/tenant_budgets.csv).",

@@ -101,7 +101,7 @@ async def handle_batch(batch: list[SourceMessage], send: Sender = send_to_kafka)
                 await flush_outbox(store, store.pending_outbox(), send)
             outcome = processor().process(store, partition, messages)
             await flush_outbox(store, outcome.outbox, send)
-        if outcome.applied:
+        if outcome.applied or outcome.skipped_already_applied:
             log.info(
                 "partition %d: %d applied (%d counted, %d duplicates, %d dead letters, "
                 "%d too late, %d alerts, %d windows closed), %d already applied",
