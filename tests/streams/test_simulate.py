@@ -376,3 +376,34 @@ def test_replay_sends_the_recorded_stream_exactly(
         on_partition = set(messages)
         in_file = [m for m in recorded if m[0] is not None and m in on_partition]
         assert messages == in_file, partition  # the file's order, partition by partition
+
+
+@pytest.mark.integration
+def test_simulate_command_sends_to_kafka(
+    kafka_settings, unique_topic: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from confluent_kafka import Consumer
+
+    from streams.settings import get_settings
+
+    monkeypatch.setenv("TOKENHUB_BOOTSTRAP_SERVERS", kafka_settings.bootstrap)
+    get_settings.cache_clear()
+    try:
+        code = main(["simulate", "--events", "700", "--topic", unique_topic, "--late", "0.1"])
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert code == 0
+    assert f"Sent 700 messages to Kafka topic {unique_topic}" in capsys.readouterr().out
+    consumer = Consumer(
+        kafka_settings.librdkafka(**{"group.id": "cli-check", "auto.offset.reset": "earliest"})
+    )
+    consumer.subscribe([unique_topic])
+    received, idle = [], 0
+    while len(received) < 700 and idle < 20:
+        batch = consumer.consume(num_messages=1000, timeout=1.0)
+        idle = 0 if batch else idle + 1
+        received.extend(m for m in batch if m.error() is None)
+    consumer.close()
+    assert len(received) == 700
+    assert all(events.parse(m.value()).tenant_id.encode() == m.key() for m in received)
