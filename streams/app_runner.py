@@ -26,17 +26,19 @@ from streams.settings import Settings
 
 def _check_ready() -> None:
     """Fail fast, with what to do, when the price books or budgets cannot be loaded."""
+    from streams.agents.alerts import BudgetFileError
     from streams.agents.live import processor
+    from tokenhub.cli import UserError
 
     try:
         processor()
     except ModuleNotFoundError as error:
-        from tokenhub.cli import UserError
-
         raise UserError(
-            f"the live worker needs the warehouse rating engine ({error.name}); "
-            "update your checkout (warehouse/pricing/rating.py)"
+            f"the live worker needs the rating engine {error.name!r} "
+            "(TOKENHUB_LIVE_RATER); update your checkout (warehouse/pricing/rating.py)"
         ) from None
+    except BudgetFileError as error:
+        raise UserError(f"{error}; fix the file or point TOKENHUB_BUDGETS_PATH elsewhere") from None
 
 
 def run_worker(*, loglevel: str = "info") -> int:

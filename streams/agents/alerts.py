@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -137,3 +137,13 @@ def day_spend(state: Any, tenant_id: str, day: date) -> dict[str, str]:
     """The tenant's rated spend on that day, per currency."""
     value: dict[str, str] = state.get(_spend_key(day, tenant_id)) or {}
     return value
+
+
+def expire(state: Overlay, watermark: datetime, keep_days: int) -> None:
+    """Forget day totals and fired alerts older than ``keep_days`` (by event time)."""
+    cutoff = (watermark.date() - timedelta(days=keep_days)).isoformat()
+    for prefix in (BUDGET, FIRED):
+        for key, _ in state.store_items(prefix):
+            if key[len(prefix) : len(prefix) + 10].decode() >= cutoff:
+                break
+            state.delete(key)

@@ -123,6 +123,7 @@ class BatchProcessor:
         if mark is not None:
             dedup.expire(state, mark, self.settings.dedup_horizon_days)
             agg.drop_expired_windows(state)
+            alerts.expire(state, mark, self.settings.dedup_horizon_days)
         _bump(state, STATS + b"events", len(fresh))
         _bump(state, STATS + b"counted", outcome.counted)
         _bump(state, STATS + b"duplicates", outcome.duplicates)

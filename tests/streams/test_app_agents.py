@@ -179,3 +179,33 @@ def test_agent_sends_dead_letters_through_test_context(settings, monkeypatch, tm
     assert [(t, orjson.loads(v)["reason"]) for t, _, v in sent] == [
         (DEAD_LETTER.name, "malformed_json")
     ]
+
+
+def test_budget_in_force_is_the_latest_effective_row_else_the_default(tmp_path) -> None:
+    from datetime import date
+
+    path = tmp_path / "budgets.csv"
+    path.write_text(
+        "tenant_id,effective_from,daily_budget,currency\n"
+        "*,2024-01-01,100,CNY\n"
+        "tenant-a,2025-01-01,10,CNY\n"
+        "tenant-a,2025-06-01,20,CNY\n"
+    )
+    budgets = Budgets.load(path)
+    assert budgets.for_day("tenant-a", date(2025, 3, 1)).daily_budget == Decimal(10)
+    assert budgets.for_day("tenant-a", date(2025, 7, 1)).daily_budget == Decimal(20)
+    assert budgets.for_day("tenant-a", date(2024, 7, 1)).daily_budget == Decimal(100)
+    assert budgets.for_day("tenant-b", date(2025, 7, 1)).daily_budget == Decimal(100)
+
+
+def test_a_broken_budgets_file_names_the_line(tmp_path) -> None:
+    from streams.agents.alerts import BudgetFileError
+
+    path = tmp_path / "budgets.csv"
+    path.write_text("tenant_id,effective_from,daily_budget,currency\nt,2025-13-01,5,CNY\n")
+    with pytest.raises(BudgetFileError, match=r"budgets\.csv:2"):
+        Budgets.load(path)
+
+
+def test_shipped_budgets_file_loads() -> None:
+    assert Budgets.load(Settings().budgets).for_day("anyone", datetime.now(UTC).date())

@@ -13,6 +13,7 @@ from streams.agents.aggregate import iso
 from streams.app_runner import stop_worker
 from streams.events import from_dict
 from streams.topics import AGGREGATES, ALERTS, DEAD_LETTER
+from streams.views_client import format_summary, live_summary
 from tests.streams import worker_fixtures
 from tests.streams.live_helpers import encode, make_event
 from tests.streams.worker_fixtures import load_rater, produce, read_topic, view, wait_caught_up
@@ -69,6 +70,9 @@ def test_duplicates_once_invalid_to_dead_letter_and_views_answer(live_settings, 
     spend = view(worker, "spend", tenant=tenant)
     assert spend["windows"][0]["dimension_value"] == tenant
     assert view(worker, "top-tenants", n=1)["top"][0]["tenant_id"] == tenant
+    summary = live_summary(live_settings)
+    assert summary["events_counted"] == 20 and summary["dead_letters"]["total"] == 2
+    assert tenant in format_summary(summary)
     humans = view(worker, "agents-vs-humans", window="1m")
     assert sum(w["human_requests"] for w in humans["windows"]) >= 1
 
