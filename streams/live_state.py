@@ -17,8 +17,7 @@ from streams.agents import aggregate as agg
 from streams.agents import alerts
 from streams.agents.process import DEAD_LETTERS, STATS
 from streams.settings import Settings
-from streams.state import PartitionStore, partition_path
-from streams.topics import EVENTS
+from streams.state import PartitionStore
 
 
 @contextlib.contextmanager
@@ -26,8 +25,8 @@ def open_partitions(settings: Settings) -> Iterator[dict[int, PartitionStore]]:
     """Read-only handles on the partition databases that exist."""
     stores: dict[int, PartitionStore] = {}
     try:
-        for partition in range(EVENTS.partitions):
-            path = partition_path(settings.worker_state, partition)
+        for path in sorted(settings.worker_state.glob("partition-*")):
+            partition = int(path.name.removeprefix("partition-"))
             if (path / "CURRENT").exists():
                 with contextlib.suppress(Exception):
                     stores[partition] = PartitionStore(path, read_only=True, open_timeout=0)

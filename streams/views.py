@@ -16,7 +16,6 @@ from confluent_kafka import Consumer, TopicPartition
 from streams import live_state
 from streams.agents.aggregate import WINDOWS
 from streams.app import app, events_topic, settings
-from streams.topics import EVENTS
 
 PREFIX = "/tokenhub"
 
@@ -122,11 +121,16 @@ async def dead_letters(web: Any, request: Any) -> Any:
 
 
 def _end_offsets() -> dict[int, int]:
+    """The end offset of every partition of the source topic (however many it has)."""
+    topic = settings.live_source_topic
     consumer = Consumer(settings.librdkafka(**{"group.id": f"{settings.worker_app_id}-lag"}))
     try:
+        metadata = consumer.list_topics(topic, timeout=5).topics[topic]
+        if metadata.error is not None:
+            raise RuntimeError(f"topic {topic}: {metadata.error}")
         return {
-            p: consumer.get_watermark_offsets(TopicPartition(settings.live_source_topic, p), timeout=5)[1]
-            for p in range(EVENTS.partitions)
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1]
+            for p in sorted(metadata.partitions)
         }
     finally:
         consumer.close()
