@@ -137,6 +137,23 @@ async def usage(stream: Any) -> None:
         await handle_batch(batch)
 
 
+@app.timer(interval=5.0)
+async def flush_leftover_outboxes() -> None:
+    """Send outbox entries a crash left behind, even for partitions with no new traffic."""
+    try:
+        assignment = app.consumer.assignment()
+    except ConsumerNotStarted:
+        return
+    for tp in sorted(assignment):
+        if tp.topic != events_topic.get_topic_name():
+            continue
+        async with stores.locks[tp.partition]:
+            if not _owns(tp.partition):
+                continue
+            store, _ = stores.get(tp.partition)
+            await flush_outbox(store, store.pending_outbox(), send_to_kafka)
+
+
 @app.on_partitions_revoked.connect  # type: ignore[arg-type]
 async def close_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
     """Release the stores of partitions another worker is about to own."""

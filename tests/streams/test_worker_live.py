@@ -149,3 +149,25 @@ def test_two_workers_share_the_partitions(live_settings, workers) -> None:
     assert health["stats"]["counted"] == 12
     # Either worker answers for the whole topic.
     assert len(view(second, "windows", window="1h", dimension="tenant")["windows"]) == 12
+
+
+def test_an_outbox_left_by_a_crash_is_sent_on_restart(live_settings, workers) -> None:
+    from streams.state import PartitionStore, partition_path
+
+    # A crash after the state commit but before the send leaves the message in the outbox.
+    key = f"{live_settings.live_source_topic}:0:99".encode()
+    store = PartitionStore(partition_path(live_settings.worker_state, 0))
+    store.commit({}, set(), applied_offset=-1, outbox=[(DEAD_LETTER.name, key, b'{"x": 1}')])
+    store.close()
+
+    worker = workers()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        sent = [v for k, v in read_topic(live_settings, DEAD_LETTER.name, idle=1) if k == key]
+        if sent:
+            break
+    assert sent == [{"x": 1}]
+    view(worker, "health")
+    reopened = PartitionStore(partition_path(live_settings.worker_state, 0), read_only=True)
+    assert reopened.pending_outbox() == []
+    reopened.close()
