@@ -9,6 +9,7 @@ SASL/SCRAM) are declared once and reach every client.
 from __future__ import annotations
 
 import ssl
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +56,13 @@ class Settings(BaseSettings):
         description="Folder of price, cost, transfer, FX and quota books (default: the shipped books).",
     )
     reporting_currency: str = "CNY"
+    partitions_start: date = Field(
+        default=date(2026, 1, 1),
+        description="First daily partition (event date, UTC) of the Dagster assets.",
+    )
+    landing_lag_bound_seconds: int = Field(
+        default=900, description="Freshness check: newest landed event at most this old."
+    )
 
     # --- Event contract ------------------------------------------------------------------
     max_future_skew_seconds: int = Field(
