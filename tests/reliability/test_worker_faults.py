@@ -182,12 +182,6 @@ def test_retry_days_later_is_counted_once(live_settings: Settings, workers: Any)
     assert live_tenant_totals(worker)[tenant].requests == 1 + len(days)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="streams/views.py _end_offsets assumes EVENTS.partitions (6) partitions for the "
-    "source topic: on a topic with another partition count the health view times out or "
-    "misses partitions (fix: read the partition list from the topic's metadata)",
-)
 def test_health_view_works_whatever_the_partition_count(
     live_settings: Settings, workers: Any, kafka_broker: Any
 ) -> None:
