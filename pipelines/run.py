@@ -9,8 +9,10 @@ partitioned marts take the range at once: ``BackfillPolicy.single_run``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dagster import (
     AssetSelection,
@@ -82,12 +84,19 @@ def instance_for(settings: Settings) -> DagsterInstance:
 
 
 def materialize_all(
-    settings: Settings, *, instance: DagsterInstance | None = None
+    settings: Settings,
+    *,
+    instance: DagsterInstance | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> PipelineResult:
-    """Land, rate and build every asset with its checks; never raises on a failed check."""
+    """Land, rate and build every asset with its checks; never raises on a failed check.
+
+    ``resources`` overrides the local resources built from ``settings`` (tests point the
+    Kafka resource at their own topics).
+    """
     from pipelines.definitions import defs
 
-    resources = resources_for("local", settings)
+    resources = resources or resources_for("local", settings)
     assets = [*(defs.assets or []), *(defs.asset_checks or [])]
     instance = instance or instance_for(settings)
     result = PipelineResult()

@@ -177,7 +177,11 @@ def is_partitioned(relation: str) -> bool:
 
 
 def replace_partitions(
-    con: duckdb.DuckDBPyConnection, model: db.Model, event_dates: list[str]
+    con: duckdb.DuckDBPyConnection,
+    model: db.Model,
+    event_dates: list[str],
+    *,
+    sql_dir: Path = db.SQL_DIR,
 ) -> int:
     """Replace the rows of ``event_dates`` in ``model``'s table; returns rows written.
 
@@ -195,7 +199,7 @@ def replace_partitions(
         ).fetchall()
     ]
     if existing != wanted:
-        db.build(con, select=[model.relation])
+        db.build(con, select=[model.relation], sql_dir=sql_dir)
         return int(con.execute(f"select count(*) from {model.relation}").fetchone()[0])  # type: ignore[index]
     con.execute("begin transaction")
     try:
