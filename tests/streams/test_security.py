@@ -270,6 +270,7 @@ def _run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
 @pytest.mark.parametrize(
     ("case", "password", "expect_ok"),
     [("right password", RIGHT_PASSWORD, True), ("wrong password", WRONG_PASSWORD, False)],
+    ids=["right-password", "wrong-password"],  # not the passwords: test ids are printed
 )
 def test_cli_never_prints_the_sasl_password(
     scram_broker: LocalKafka, case: str, password: str, expect_ok: bool
