@@ -1,0 +1,1 @@
+"""Publish the marts to a read-only analysts file (work in progress)."""
