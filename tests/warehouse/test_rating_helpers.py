@@ -1,0 +1,151 @@
+"""Helpers for the rating tests: a raw events table as the warehouse contract defines it,
+events built in code, and price books written by the tests (public prices, in the tests).
+
+Not a test module itself (no tests here); named ``test_*`` so pytest rewrites its asserts.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from streams.settings import Settings
+from warehouse import db
+
+#: raw.token_usage_events as the warehouse contract defines it.
+RAW_COLUMNS: dict[str, str] = {
+    "event_id": "varchar primary key",
+    "schema_version": "integer",
+    "occurred_at": "timestamptz",
+    "tenant_id": "varchar",
+    "workspace_id": "varchar",
+    "api_key_id": "varchar",
+    "product": "varchar",
+    "channel": "varchar",
+    "actor_type": "varchar",
+    "actor_id": "varchar",
+    "swarm_id": "varchar",
+    "task_id": "varchar",
+    "session_id": "varchar",
+    "request_id": "varchar",
+    "model": "varchar",
+    "region": "varchar",
+    "chip_family": "varchar",
+    "mode": "varchar",
+    "input_tokens": "bigint",
+    "cached_input_tokens": "bigint",
+    "output_tokens": "bigint",
+    "thinking_tokens": "bigint",
+    "accelerator_ms": "bigint",
+    "kafka_topic": "varchar",
+    "kafka_partition": "integer",
+    "kafka_offset": "bigint",
+    "landed_at": "timestamptz",
+}
+QUARANTINE_COLUMNS: dict[str, str] = {
+    "kafka_topic": "varchar",
+    "kafka_partition": "integer",
+    "kafka_offset": "bigint",
+    "message_key": "varchar",
+    "payload": "blob",
+    "reason": "varchar",
+    "detail": "varchar",
+    "landed_at": "timestamptz",
+}
+PRICE_COLUMNS = (
+    "book_version",
+    "effective_from",
+    "model",
+    "region",
+    "currency",
+    "unit_tokens",
+    "tier_min_input_tokens",
+    "tier_max_input_tokens",
+    "input_price",
+    "cached_input_price",
+    "output_price",
+    "thinking_output_price",
+    "note",
+)
+SHIPPED_BOOKS = Path(__file__).resolve().parents[2] / "warehouse" / "pricing" / "books"
+_ids = itertools.count(1)
+
+
+def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The landing engineer's raw tables, empty (only what rating and the marts read)."""
+    for name, columns in (("token_usage_events", RAW_COLUMNS), ("quarantine", QUARANTINE_COLUMNS)):
+        body = ", ".join(f"{column} {kind}" for column, kind in columns.items())
+        con.execute(f"create table if not exists raw.{name} ({body})")
+
+
+def event(**overrides: Any) -> dict[str, Any]:
+    """One raw event row (a human chat on qwen-plus in cn-beijing), fields overridable."""
+    number = next(_ids)
+    row: dict[str, Any] = {
+        "event_id": f"ev-{number:06d}",
+        "schema_version": 1,
+        "occurred_at": datetime(2026, 3, 2, 10, 0, tzinfo=UTC),
+        "tenant_id": "tenant-a",
+        "workspace_id": "ws-1",
+        "api_key_id": "key-1",
+        "product": "chat_assistant",
+        "channel": "own_product",
+        "actor_type": "human",
+        "actor_id": "user-1",
+        "swarm_id": None,
+        "task_id": None,
+        "session_id": "s-1",
+        "request_id": f"r-{number}",
+        "model": "qwen-plus",
+        "region": "cn-beijing",
+        "chip_family": "domestic-npu-a",
+        "mode": "realtime",
+        "input_tokens": 1000,
+        "cached_input_tokens": 0,
+        "output_tokens": 100,
+        "thinking_tokens": 0,
+        "accelerator_ms": 40,
+        "kafka_topic": "token-usage.events.v1",
+        "kafka_partition": 0,
+        "kafka_offset": number,
+        "landed_at": datetime(2026, 3, 2, 10, 1, tzinfo=UTC),
+    }
+    row.update(overrides)
+    return row
+
+
+def insert_events(con: duckdb.DuckDBPyConnection, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Land ``rows`` in raw.token_usage_events (as the loader would)."""
+    placeholders = ", ".join("?" for _ in RAW_COLUMNS)
+    con.executemany(
+        f"insert into raw.token_usage_events ({', '.join(RAW_COLUMNS)}) values ({placeholders})",
+        [[row[column] for column in RAW_COLUMNS] for row in rows],
+    )
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    return path
+
+
+def copy_shipped_books(books_dir: Path) -> Path:
+    """A private copy of the shipped books (tests may then edit it)."""
+    shutil.copytree(SHIPPED_BOOKS, books_dir)
+    return books_dir
+
+
+def open_warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """The real warehouse file of ``settings``, with the raw tables."""
+    con = db.connect(settings.warehouse_path)
+    create_raw_tables(con)
+    return con
