@@ -18,8 +18,9 @@ import duckdb
 
 from streams.settings import Settings
 from warehouse import db
+from warehouse.loader import ensure_raw_tables
 
-#: raw.token_usage_events as the warehouse contract defines it.
+#: The columns of raw.token_usage_events (warehouse contract), for inserts.
 RAW_COLUMNS: dict[str, str] = {
     "event_id": "varchar primary key",
     "schema_version": "integer",
@@ -49,16 +50,6 @@ RAW_COLUMNS: dict[str, str] = {
     "kafka_offset": "bigint",
     "landed_at": "timestamptz",
 }
-QUARANTINE_COLUMNS: dict[str, str] = {
-    "kafka_topic": "varchar",
-    "kafka_partition": "integer",
-    "kafka_offset": "bigint",
-    "message_key": "varchar",
-    "payload": "blob",
-    "reason": "varchar",
-    "detail": "varchar",
-    "landed_at": "timestamptz",
-}
 PRICE_COLUMNS = (
     "book_version",
     "effective_from",
@@ -79,10 +70,8 @@ _ids = itertools.count(1)
 
 
 def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """The landing engineer's raw tables, empty (only what rating and the marts read)."""
-    for name, columns in (("token_usage_events", RAW_COLUMNS), ("quarantine", QUARANTINE_COLUMNS)):
-        body = ", ".join(f"{column} {kind}" for column, kind in columns.items())
-        con.execute(f"create table if not exists raw.{name} ({body})")
+    """The landing engineer's raw tables, empty, exactly as the loader creates them."""
+    ensure_raw_tables(con)
 
 
 def event(**overrides: Any) -> dict[str, Any]:

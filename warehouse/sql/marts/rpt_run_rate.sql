@@ -1,6 +1,7 @@
 -- Run-rate revenue (the ARR figure investors watch): revenue of the trailing 7 and 30 days up
 -- to the latest event date, annualised (x 365 / 7 and x 365 / 30), in the reporting currency.
--- One row per tenant, per product and one total row (scope, scope_id).
+-- One row per tenant, per product and one total row (scope, scope_id); arr is the
+-- headline figure (the 30-day run-rate).
 -- The division by 7 or 30 is done on integers of 10^-12 units (truncated at 12 decimal
 -- places) so the figure stays exact DECIMAL, never a float.
 with daily as (
@@ -47,7 +48,7 @@ grouped as (
     group by grouping sets ((tenant_id), (product), ())
 ),
 
-final as (
+annualised as (
     select
         scope,
         scope_id,
@@ -68,6 +69,14 @@ final as (
             as decimal(38, 0)
         ) * 0.000000000001 as run_rate_30d
     from grouped
+),
+
+final as (
+    select
+        *,
+        -- The headline annual run-rate (ARR): the 30-day figure, steadier than the 7-day one.
+        run_rate_30d as arr
+    from annualised
 )
 
 select * from final
