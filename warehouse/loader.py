@@ -1,1 +1,480 @@
-"""Land token-usage events from Kafka into DuckDB exactly once (work in progress)."""
+"""Landing: Kafka ``token-usage.events.v1`` -> ``raw.*`` in DuckDB, exactly once.
+
+How exactly-once works: the loader does not use Kafka's committed offsets. Each batch of
+messages is written to DuckDB in **one transaction** together with the next offset of every
+partition it read (``raw.kafka_offsets``). On start the loader reads those offsets and
+``assign()``s every partition at them. A loader killed at any point either committed a batch
+(rows and offsets) or did not (neither), so a restart re-reads exactly what is missing.
+
+On top of that, events are de-duplicated by ``event_id`` across the whole history: the first
+delivery lands in ``raw.token_usage_events``; every later delivery (a producer retry, a
+replay days later, a repeat within the same batch) is recorded in ``raw.redeliveries``.
+Messages that fail the contract (:func:`streams.events.parse`) land in ``raw.quarantine``
+with the reason code and the original bytes: nothing is dropped silently.
+
+Writes are in bulk: each batch becomes Python column lists, one Arrow table, and a few
+``insert ... select`` statements (never a row at a time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import msgspec
+import pyarrow as pa
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+from streams import events
+from streams.broker import BrokerError
+from streams.settings import Settings
+from streams.topics import EVENTS
+from warehouse import db
+
+#: The name under which offsets are kept in ``raw.kafka_offsets`` (and the Kafka group id,
+#: used only for client bookkeeping: offsets are never committed to Kafka).
+CONSUMER_GROUP = "tokenhub-loader"
+#: Messages per batch (one DuckDB transaction each).
+BATCH_SIZE = 50_000
+#: How long one ``consume`` call waits for a full batch.
+POLL_SECONDS = 0.5
+#: Without ``follow``: give up waiting for the high watermarks seen at start after this
+#: long without a single message (a partition whose leader is gone must not hang a run).
+IDLE_LIMIT_SECONDS = 15.0
+
+_EVENT_FIELDS: tuple[str, ...] = events.TokenUsageEvent.__struct_fields__
+_INT_TYPES = {"schema_version": pa.int32()}
+_BIGINT_FIELDS = frozenset(
+    {"input_tokens", "cached_input_tokens", "output_tokens", "thinking_tokens", "accelerator_ms"}
+)
+
+#: DDL of the raw tables, as in the warehouse contract (/tmp/team/WAREHOUSE_CONTRACT.md).
+RAW_DDL = (
+    """
+    create table if not exists raw.token_usage_events (
+        event_id varchar primary key,
+        schema_version integer,
+        occurred_at timestamptz,
+        tenant_id varchar,
+        workspace_id varchar,
+        api_key_id varchar,
+        product varchar,
+        channel varchar,
+        actor_type varchar,
+        actor_id varchar,
+        swarm_id varchar,
+        task_id varchar,
+        session_id varchar,
+        request_id varchar,
+        model varchar,
+        region varchar,
+        chip_family varchar,
+        mode varchar,
+        input_tokens bigint,
+        cached_input_tokens bigint,
+        output_tokens bigint,
+        thinking_tokens bigint,
+        accelerator_ms bigint,
+        kafka_topic varchar,
+        kafka_partition integer,
+        kafka_offset bigint,
+        landed_at timestamptz
+    )
+    """,
+    """
+    create table if not exists raw.redeliveries (
+        event_id varchar,
+        kafka_partition integer,
+        kafka_offset bigint,
+        landed_at timestamptz
+    )
+    """,
+    """
+    create table if not exists raw.quarantine (
+        kafka_topic varchar,
+        kafka_partition integer,
+        kafka_offset bigint,
+        message_key varchar,
+        payload blob,
+        reason varchar,
+        detail varchar,
+        landed_at timestamptz
+    )
+    """,
+    """
+    create table if not exists raw.kafka_offsets (
+        consumer_group varchar,
+        topic varchar,
+        partition integer,
+        next_offset bigint,
+        primary key (consumer_group, topic, partition)
+    )
+    """,
+)
+
+_EVENT_SCHEMA = pa.schema(
+    [
+        (
+            name,
+            pa.timestamp("us", tz="UTC")
+            if name == "occurred_at"
+            else _INT_TYPES.get(name, pa.int64() if name in _BIGINT_FIELDS else pa.string()),
+        )
+        for name in _EVENT_FIELDS
+    ]
+    + [("kafka_partition", pa.int32()), ("kafka_offset", pa.int64())]
+)
+_REDELIVERY_SCHEMA = pa.schema(
+    [("event_id", pa.string()), ("kafka_partition", pa.int32()), ("kafka_offset", pa.int64())]
+)
+_QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("kafka_partition", pa.int32()),
+        ("kafka_offset", pa.int64()),
+        ("message_key", pa.string()),
+        ("payload", pa.binary()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+    ]
+)
+_EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
+
+
+@dataclass
+class LandingResult:
+    """What one :func:`land` run did."""
+
+    landed: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    #: UTC event dates of the newly landed rows: the daily partitions to re-materialise.
+    event_dates: set[date] = field(default_factory=set)
+
+    @property
+    def messages(self) -> int:
+        """Messages read: landed + duplicates + quarantined."""
+        return self.landed + self.duplicates + self.quarantined
+
+    @property
+    def rate(self) -> float:
+        """Messages per second."""
+        return self.messages / self.seconds if self.seconds > 0 else 0.0
+
+    def add(self, other: LandingResult) -> None:
+        self.landed += other.landed
+        self.duplicates += other.duplicates
+        self.quarantined += other.quarantined
+        self.batches += other.batches
+        self.event_dates |= other.event_dates
+
+    def describe(self) -> str:
+        dates = sorted(self.event_dates)
+        span = f"{dates[0]} .. {dates[-1]}" if dates else "none"
+        return (
+            f"Landed {self.landed:,} new events, {self.duplicates:,} redeliveries, "
+            f"{self.quarantined:,} quarantined in {self.batches:,} batches, "
+            f"{self.seconds:.1f}s ({self.rate:,.0f} msg/s); event dates touched: {span}."
+        )
+
+
+def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the raw tables if they do not exist yet."""
+    for ddl in RAW_DDL:
+        con.execute(ddl)
+
+
+def stored_offsets(
+    con: duckdb.DuckDBPyConnection, topic: str, group: str = CONSUMER_GROUP
+) -> dict[int, int]:
+    """Next offset to read per partition, as the last committed batch left it."""
+    rows = con.execute(
+        "select partition, next_offset from raw.kafka_offsets "
+        "where consumer_group = ? and topic = ?",
+        [group, topic],
+    ).fetchall()
+    return {int(partition): int(offset) for partition, offset in rows}
+
+
+def _decode_key(key: bytes | None) -> str | None:
+    return None if key is None else key.decode("utf-8", errors="replace")
+
+
+def _columns(messages: list[Any], now: datetime, skew: timedelta) -> _Batch:
+    """Parse every message (the one contract) and split them into column lists."""
+    batch = _Batch()
+    seen: set[str] = set()
+    astuple = msgspec.structs.astuple
+    parse = events.parse
+    invalid_event = events.InvalidEvent
+    rows = batch.event_rows
+    for message in messages:
+        value = message.value()
+        try:
+            event = parse(value if value is not None else b"", now=now, max_future_skew=skew)
+        except invalid_event as error:
+            batch.quarantine.append(
+                (
+                    message.partition(),
+                    message.offset(),
+                    _decode_key(message.key()),
+                    value if value is not None else b"",
+                    error.reason,
+                    error.detail,
+                )
+            )
+            continue
+        if event.event_id in seen:
+            batch.redeliveries.append((event.event_id, message.partition(), message.offset()))
+            continue
+        seen.add(event.event_id)
+        rows.append((*astuple(event), message.partition(), message.offset()))
+    return batch
+
+
+@dataclass
+class _Batch:
+    """One batch, parsed: new-in-batch event rows, repeats within it, invalid messages."""
+
+    event_rows: list[tuple[Any, ...]] = field(default_factory=list)
+    redeliveries: list[tuple[str, int, int]] = field(default_factory=list)
+    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def _arrow(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
+    """Row tuples -> one Arrow table (transposed to columns in C via ``zip``)."""
+    if not rows:
+        return schema.empty_table()
+    columns = list(zip(*rows, strict=True))
+    return pa.Table.from_arrays(
+        [pa.array(column, type=schema.field(i).type) for i, column in enumerate(columns)],
+        schema=schema,
+    )
+
+
+def write_batch(
+    con: duckdb.DuckDBPyConnection,
+    topic: str,
+    messages: list[Any],
+    next_offsets: dict[int, int],
+    *,
+    group: str = CONSUMER_GROUP,
+    now: datetime | None = None,
+    max_future_skew: timedelta = timedelta(minutes=15),
+) -> LandingResult:
+    """Parse ``messages`` and write them and ``next_offsets`` in one DuckDB transaction."""
+    now = now or datetime.now(UTC)
+    batch = _columns(messages, now, max_future_skew)
+    new_events = _arrow(batch.event_rows, _EVENT_SCHEMA)
+    repeats = _arrow(batch.redeliveries, _REDELIVERY_SCHEMA)
+    invalid = _arrow(batch.quarantine, _QUARANTINE_SCHEMA)
+    offsets = pa.table(
+        {
+            "partition": pa.array(list(next_offsets), pa.int32()),
+            "next_offset": pa.array(list(next_offsets.values()), pa.int64()),
+        }
+    )
+    result = LandingResult(batches=1)
+    con.execute("begin transaction")
+    try:
+        con.register("batch_events", new_events)
+        con.register("batch_repeats", repeats)
+        con.register("batch_invalid", invalid)
+        con.register("batch_offsets", offsets)
+        # Deliveries of event_ids landed by an earlier batch: redeliveries, not new rows.
+        con.execute(
+            """
+            insert into raw.redeliveries
+            select b.event_id, b.kafka_partition, b.kafka_offset, current_timestamp
+            from batch_events as b semi join raw.token_usage_events as e using (event_id)
+            union all
+            select event_id, kafka_partition, kafka_offset, current_timestamp
+            from batch_repeats
+            """
+        )
+        landed = con.execute(
+            f"""
+            insert into raw.token_usage_events by name
+            select {_EVENT_COLUMNS}, ? as kafka_topic, kafka_partition, kafka_offset,
+                current_timestamp as landed_at
+            from batch_events as b anti join raw.token_usage_events as e using (event_id)
+            returning cast(occurred_at at time zone 'UTC' as date) as event_date
+            """,
+            [topic],
+        ).fetchall()
+        con.execute(
+            """
+            insert into raw.quarantine
+            select ?, kafka_partition, kafka_offset, message_key, payload, reason, detail,
+                current_timestamp
+            from batch_invalid
+            """,
+            [topic],
+        )
+        con.execute(
+            """
+            insert or replace into raw.kafka_offsets
+            select ?, ?, partition, next_offset from batch_offsets
+            """,
+            [group, topic],
+        )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        for name in ("batch_events", "batch_repeats", "batch_invalid", "batch_offsets"):
+            con.unregister(name)
+    result.landed = len(landed)
+    result.duplicates = len(batch.redeliveries) + (len(batch.event_rows) - len(landed))
+    result.quarantined = len(batch.quarantine)
+    result.event_dates = {row[0] for row in landed}
+    return result
+
+
+def _consumer(settings: Settings) -> Consumer:
+    return Consumer(
+        settings.librdkafka(
+            **{
+                "group.id": CONSUMER_GROUP,
+                # The offsets live in DuckDB, committed with the rows; Kafka's are not used.
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "fetch.max.bytes": 64 * 1024 * 1024,
+                "max.partition.fetch.bytes": 8 * 1024 * 1024,
+                "queued.min.messages": 200_000,
+                "log_level": 0,
+            }
+        )
+    )
+
+
+def _partitions(consumer: Consumer, settings: Settings, topic: str, timeout: float) -> list[int]:
+    """The topic's partitions; a one-line error if the broker or the topic is missing."""
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+    except KafkaException as error:
+        raise BrokerError(
+            f"Kafka is not reachable at {settings.bootstrap} ({error.args[0].str()}). Start "
+            "the local broker with 'tokenhub kafka up', or point TOKENHUB_BOOTSTRAP_SERVERS "
+            "at yours."
+        ) from None
+    described = metadata.topics.get(topic)
+    if described is None or described.error is not None or not described.partitions:
+        raise BrokerError(
+            f"topic {topic} does not exist on {settings.bootstrap}: run 'tokenhub kafka up' "
+            "(creates the topics) or 'tokenhub simulate' first."
+        )
+    return sorted(described.partitions)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(enabled: bool) -> Iterator[threading.Event]:
+    """An event set by SIGINT/SIGTERM (main thread only), so the current batch commits."""
+    stop = threading.Event()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def land(
+    settings: Settings,
+    *,
+    follow: bool = False,
+    max_batches: int | None = None,
+    topic: str = EVENTS.name,
+    progress: bool = False,
+    con: duckdb.DuckDBPyConnection | None = None,
+    batch_size: int = BATCH_SIZE,
+    metadata_timeout: float = 10.0,
+) -> LandingResult:
+    """Land the events topic into ``raw.*`` exactly once; see the module docstring.
+
+    Without ``follow``, stops once every partition reached the high watermark seen at start;
+    with it, runs until SIGINT/SIGTERM (the batch in flight commits first). ``max_batches``
+    stops earlier. ``con`` is an open writer connection (default: open the warehouse file).
+    An unreachable broker raises :class:`streams.broker.BrokerError` after ``metadata_timeout``.
+    """
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    total = LandingResult()
+    consumer = _consumer(settings)
+    own_connection = con is None
+    try:
+        partitions = _partitions(consumer, settings, topic, metadata_timeout)
+        if con is None:
+            con = db.connect(settings.warehouse_path)
+        ensure_raw_tables(con)
+        stored = stored_offsets(con, topic)
+        positions: dict[int, int] = {}
+        targets: dict[int, int] = {}
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            positions[partition] = max(stored.get(partition, low), low)
+            targets[partition] = high
+        consumer.assign(
+            [TopicPartition(topic, p, stored.get(p, OFFSET_BEGINNING)) for p in partitions]
+        )
+        remaining = sum(max(0, targets[p] - positions[p]) for p in partitions)
+        skew = timedelta(seconds=settings.max_future_skew_seconds)
+        bar = tqdm(
+            total=None if follow else remaining,
+            unit="msg",
+            unit_scale=True,
+            disable=not progress,
+            mininterval=0.5,
+        )
+        idle_since = time.monotonic()
+        with bar, _stop_on_signals(follow) as stop:
+            while not stop.is_set():
+                if max_batches is not None and total.batches >= max_batches:
+                    break
+                if not follow and all(positions[p] >= targets[p] for p in partitions):
+                    break
+                messages = consumer.consume(num_messages=batch_size, timeout=POLL_SECONDS)
+                good = []
+                for message in messages:
+                    error = message.error()
+                    if error is not None:
+                        if error.fatal():
+                            raise KafkaException(error)
+                        continue  # partition EOF and other informational events
+                    good.append(message)
+                if not good:
+                    if not follow and time.monotonic() - idle_since > IDLE_LIMIT_SECONDS:
+                        break
+                    continue
+                idle_since = time.monotonic()
+                next_offsets: dict[int, int] = {}
+                for message in good:
+                    read_from, offset = message.partition(), message.offset()
+                    assert read_from is not None and offset is not None  # a message, not an error
+                    next_offsets[read_from] = offset + 1
+                batch = write_batch(con, topic, good, next_offsets, max_future_skew=skew)
+                positions.update(next_offsets)
+                total.add(batch)
+                bar.update(len(good))
+    finally:
+        consumer.close()
+        if own_connection and con is not None:
+            con.close()
+    total.seconds = time.perf_counter() - started
+    return total
