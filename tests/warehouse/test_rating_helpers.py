@@ -112,10 +112,13 @@ def event(**overrides: Any) -> dict[str, Any]:
 
 def insert_events(con: duckdb.DuckDBPyConnection, rows: Iterable[Mapping[str, Any]]) -> None:
     """Land ``rows`` in raw.token_usage_events (as the loader would)."""
+    values = [[row[column] for column in RAW_COLUMNS] for row in rows]
+    if not values:
+        return
     placeholders = ", ".join("?" for _ in RAW_COLUMNS)
     con.executemany(
         f"insert into raw.token_usage_events ({', '.join(RAW_COLUMNS)}) values ({placeholders})",
-        [[row[column] for column in RAW_COLUMNS] for row in rows],
+        values,
     )
 
 
@@ -138,3 +141,98 @@ def open_warehouse(settings: Settings) -> duckdb.DuckDBPyConnection:
     con = db.connect(settings.warehouse_path)
     create_raw_tables(con)
     return con
+
+
+# --- test books: the public price list, written out here (not read from the shipped books) --
+
+#: CNY per 1,000 tokens (domain.md): (input, cached input, output, thinking output) per tier.
+PUBLIC_PRICES = {
+    "qwen-flash": (
+        ("0.0002", "0.0001", "0.0015", "0.0015"),
+        ("0.0006", "0.0002", "0.006", "0.006"),
+        ("0.0012", "0.0003", "0.012", "0.012"),
+    ),
+    "qwen-plus": (
+        ("0.0008", "0.0002", "0.002", "0.008"),
+        ("0.0024", "0.0005", "0.02", "0.024"),
+        ("0.0048", "0.001", "0.048", "0.064"),
+    ),
+}
+#: Tier bounds by input tokens (cached included): (exclusive low, inclusive high).
+TIERS = ((0, 128_000), (128_000, 256_000), (256_000, 1_000_000))
+TIER_LABELS = ("0-128k", "128k-256k", "256k-1m")
+#: Illustrative USD prices of the tests' international book (qwen-plus in ap-singapore).
+USD_PRICES = (
+    ("0.0004", "0.0001", "0.0012", "0.004"),
+    ("0.0012", "0.0003", "0.006", "0.012"),
+    ("0.0024", "0.0006", "0.012", "0.024"),
+)
+BATCH_RATIO = "0.5"
+FREE_QUOTA_ROWS = (
+    # effective_from, region, model, free_tokens, valid_days, note
+    ("2025-01-01", "cn-hangzhou", "qwen-flash", 1000, 30, "test quota"),
+)
+FX_ROWS = (
+    ("2026-01-01", "USD", "CNY", "7.1", "test rate"),
+    ("2026-03-02", "USD", "CNY", "7.2", "test rate"),
+    ("2026-01-01", "CNY", "USD", "0.14", "test rate"),
+)
+CN_REGIONS = ("cn-beijing", "cn-hangzhou")
+
+
+def price_rows(
+    version: str,
+    effective_from: str,
+    model: str,
+    region: str,
+    currency: str,
+    prices: Sequence[Sequence[str]],
+    note: str = "test",
+) -> list[list[object]]:
+    """The three tier rows of one version."""
+    return [
+        [version, effective_from, model, region, currency, 1000, low, high, *tier_prices, note]
+        for (low, high), tier_prices in zip(TIERS, prices, strict=True)
+    ]
+
+
+def write_test_books(books_dir: Path) -> Path:
+    """Books with the public prices (CNY), a USD book, batch ratio, free quota and FX."""
+    books_dir.mkdir(parents=True, exist_ok=True)
+    cn = [
+        row
+        for region in CN_REGIONS
+        for model, prices in PUBLIC_PRICES.items()
+        for row in price_rows("cn-v1", "2025-01-01", model, region, "CNY", prices)
+    ]
+    write_csv(books_dir / "price_book_cn.csv", PRICE_COLUMNS, cn)
+    usd = price_rows("intl-v1", "2025-01-01", "qwen-plus", "ap-singapore", "USD", USD_PRICES)
+    write_csv(books_dir / "price_book_intl_usd.csv", PRICE_COLUMNS, usd)
+    write_csv(
+        books_dir / "batch_pricing.csv",
+        ("effective_from", "batch_price_ratio", "note"),
+        [("2025-01-01", BATCH_RATIO, "test")],
+    )
+    write_csv(
+        books_dir / "free_quota.csv",
+        ("effective_from", "region", "model", "free_tokens", "valid_days", "note"),
+        FREE_QUOTA_ROWS,
+    )
+    write_csv(
+        books_dir / "fx_rates.csv",
+        ("effective_from", "from_currency", "to_currency", "rate", "note"),
+        FX_ROWS,
+    )
+    return books_dir
+
+
+def append_price_rows(books_dir: Path, book: str, rows: Iterable[Sequence[object]]) -> None:
+    """Add rows (e.g. a new version) at the end of a price book."""
+    with (books_dir / f"{book}.csv").open("a", newline="", encoding="utf-8") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings with a private home and the tests' books."""
+    books = write_test_books(tmp_path / "books")
+    return Settings(home=tmp_path / "home", books_dir=books, **overrides)
