@@ -126,7 +126,7 @@ def warehouse_windows(
         [starts],
     ).fetchall():
         windows[start].spend[currency] += amount
-    newest = con.execute("select max(occurred_at) from raw.token_usage_events").fetchone()[0]
+    newest = con.execute("select max(occurred_at) from raw.token_usage_events").fetchall()[0][0]
     return dict(windows), newest
 
 

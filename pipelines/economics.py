@@ -29,7 +29,7 @@ def economics_marts() -> list[str]:
 
 
 def _currency(con: duckdb.DuckDBPyConnection) -> str:
-    row = con.execute(f"select any_value(reporting_currency) from {LAYER_MARGIN}").fetchone()
+    row = con.execute(f"select any_value(reporting_currency) from {LAYER_MARGIN}").fetchall()[0]
     return str(row[0]) if row and row[0] else ""
 
 

@@ -5,7 +5,6 @@ reports the event dates it touched, so the partitions a late event belongs to ar
 re-materialised downstream (``pipelines/sensors.py``).
 """
 
-import inspect
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -23,9 +22,9 @@ from dagster import (
     multi_asset,
 )
 
-from pipelines.partitions import EVENT_DATE_SQL
 from pipelines.resources import BooksResource, KafkaResource, WarehouseResource, to_settings
 from pipelines.sql_models import markdown_table
+from warehouse.loader import CONSUMER_GROUP
 
 RAW_EVENTS = AssetKey(["raw", "token_usage_events"])
 RAW_QUARANTINE = AssetKey(["raw", "quarantine"])
@@ -47,18 +46,15 @@ def table_exists(con: Any, schema: str, name: str) -> bool:
             "select count(*) from information_schema.tables "
             "where table_schema = ? and table_name = ?",
             [schema, name],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
 
 
 def land_new_events(settings: Any, topic: str) -> Any:
-    """Call the loader once (no follow), passing the topic when the loader takes one."""
+    """Land what is waiting on ``topic`` and stop (the loader, without ``follow``)."""
     from warehouse.loader import land
 
-    options: dict[str, Any] = {"follow": False}
-    if "topic" in inspect.signature(land).parameters:
-        options["topic"] = topic
-    return land(settings, **options)
+    return land(settings, follow=False, topic=topic)
 
 
 @multi_asset(
@@ -93,24 +89,14 @@ def raw_landing(
     books: BooksResource,
 ) -> Iterator[MaterializeResult]:
     """Land every message waiting on the events topic into ``raw.*``."""
-    started = datetime.now(UTC)
     result = land_new_events(to_settings(warehouse, kafka, books), kafka.events_topic)
     context.log.info(f"landing: {result}")
+    # The partitions this landing touched: the event dates of the events it added.
+    touched = sorted(str(day) for day in result.event_dates)
     with warehouse.connect() as con:
-        touched = [
-            str(row[0])
-            for row in con.execute(
-                f"select distinct {EVENT_DATE_SQL} from raw.token_usage_events "
-                "where landed_at >= ? order by 1",
-                [started],
-            ).fetchall()
-        ]
         events, tenants = con.execute(
             "select count(*), count(distinct tenant_id) from raw.token_usage_events"
-        ).fetchone()  # type: ignore[misc]
-        new_events = con.execute(
-            "select count(*) from raw.token_usage_events where landed_at >= ?", [started]
-        ).fetchone()[0]  # type: ignore[index]
+        ).fetchall()[0]
         top_tenants = con.sql(
             """
             select tenant_id, count(*) as requests,
@@ -118,16 +104,17 @@ def raw_landing(
             from raw.token_usage_events group by tenant_id order by tokens desc limit 10
             """
         ).pl()
-        quarantined = con.execute("select count(*) from raw.quarantine").fetchone()[0]  # type: ignore[index]
+        quarantined = con.execute("select count(*) from raw.quarantine").fetchall()[0][0]
         by_reason = con.sql(
             "select reason, count(*) as messages from raw.quarantine group by reason order by 2 desc"
         ).pl()
-        redeliveries = con.execute("select count(*) from raw.redeliveries").fetchone()[0]  # type: ignore[index]
+        redeliveries = con.execute("select count(*) from raw.redeliveries").fetchall()[0][0]
     yield MaterializeResult(
         asset_key=RAW_EVENTS,
         metadata={
             "dagster/row_count": MetadataValue.int(int(events)),
-            "new events": MetadataValue.int(int(new_events)),
+            "new events": MetadataValue.int(int(result.landed)),
+            "redelivered (counted once)": MetadataValue.int(int(result.duplicates)),
             "tenants": MetadataValue.int(int(tenants)),
             # Read by the late-event sensor: the partitions this landing touched.
             "event_dates": MetadataValue.json(touched),
@@ -160,7 +147,7 @@ def no_duplicate_event_id(warehouse: WarehouseResource) -> AssetCheckResult:
         count = con.execute(
             "select count(*) from (select event_id from raw.token_usage_events "
             "group by event_id having count(*) > 1)"
-        ).fetchone()[0]  # type: ignore[index]
+        ).fetchall()[0][0]
     return AssetCheckResult(
         passed=count == 0,
         metadata={
@@ -176,9 +163,9 @@ def consumer_lag(con: Any, kafka: KafkaResource) -> dict[int, int]:
     if table_exists(con, "raw", "kafka_offsets"):
         landed = dict(
             con.execute(
-                "select partition, max(next_offset) from raw.kafka_offsets "
-                "where topic = ? group by partition",
-                [kafka.events_topic],
+                "select partition, next_offset from raw.kafka_offsets "
+                "where consumer_group = ? and topic = ?",
+                [CONSUMER_GROUP, kafka.events_topic],
             ).fetchall()
         )
     return {
@@ -201,7 +188,7 @@ def landing_freshness(warehouse: WarehouseResource, kafka: KafkaResource) -> Ass
                    quantile_cont(epoch(landed_at) - epoch(occurred_at), 0.95)
             from raw.token_usage_events
             """
-        ).fetchone()  # type: ignore[misc]
+        ).fetchall()[0]
     waiting = sum(lag.values())
     age = (datetime.now(UTC) - last_landed).total_seconds() if last_landed else None
     passed = waiting == 0 or (age is not None and age <= bound)

@@ -45,20 +45,16 @@ RATING_PRODUCERS = {
 
 
 def load_all_books(con: Any, settings: Any) -> list[str]:
-    """Load the price books (rating) and the cost books (economics); returns what loaded."""
+    """Load the price books (rating) and the cost books (economics); returns what loaded.
+
+    Each loader validates its books first and raises with the file and line of a bad row.
+    """
+    from warehouse.pricing.books import load_books
     from warehouse.pricing.cost_books import load_cost_books
 
-    loaded = []
-    try:
-        from warehouse.pricing import books as price_books
-    except ImportError:  # the rating package is not there yet: cost books only
-        price_books = None  # type: ignore[assignment]
-    if price_books is not None and hasattr(price_books, "load_books"):
-        price_books.load_books(settings)
-        loaded.append("price books")
+    load_books(settings, con=con)
     load_cost_books(con, Path(settings.books))
-    loaded.append("cost books")
-    return loaded
+    return ["price books", "cost books"]
 
 
 @multi_asset(
@@ -80,7 +76,6 @@ def books_asset(
 ) -> Iterator[MaterializeResult]:
     """Load every book; a bad book fails here with the file and line to fix."""
     settings = to_settings(warehouse, kafka, books)
-    # The price book loader opens its own connection: ours comes after, never alongside.
     content_hash = books.content_hash()
     with warehouse.connect() as con:
         loaded = load_all_books(con, settings)
@@ -142,23 +137,18 @@ def rated_usage(
         rerated = [
             str(row[0])
             for row in con.execute(
-                f"""
-                select distinct {EVENT_DATE_SQL}
-                from rating.rating_adjustments as adjustments
-                inner join raw.token_usage_events as events using (event_id)
-                where adjustments.rerated_at >= ?
-                """,
+                "select distinct event_date from rating.rating_adjustments where rerated_at >= ?",
                 [started],
             ).fetchall()
         ]
         rated, unrated = (
-            con.execute(f"select count(*) from rating.{name}").fetchone()[0]  # type: ignore[index]
+            con.execute(f"select count(*) from rating.{name}").fetchall()[0][0]
             for name in ("rated_usage", "unrated_usage")
         )
         by_reason = con.sql(
             "select reason, count(*) as events from rating.unrated_usage group by 1 order by 2 desc"
         ).pl()
-        adjustments = con.execute("select count(*) from rating.rating_adjustments").fetchone()[0]  # type: ignore[index]
+        adjustments = con.execute("select count(*) from rating.rating_adjustments").fetchall()[0][0]
     touched = sorted(set(pending) | set(rerated))
     yield MaterializeResult(
         asset_key=RATED_USAGE,
@@ -216,7 +206,7 @@ def no_unrated_usage(warehouse: WarehouseResource) -> AssetCheckResult:
             group by all order by events desc limit 30
             """
         ).pl()
-        unrated = con.execute("select count(*) from rating.unrated_usage").fetchone()[0]  # type: ignore[index]
+        unrated = con.execute("select count(*) from rating.unrated_usage").fetchall()[0][0]
         unknown_models = sorted(
             row[0]
             for row in con.execute(

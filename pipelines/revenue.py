@@ -39,7 +39,7 @@ def describe_usage(con: duckdb.DuckDBPyConnection, plots_folder: Path) -> dict[s
                coalesce(sum(amount_reporting), 0), any_value(reporting_currency)
         from {USAGE_FACT}
         """
-    ).fetchone()  # type: ignore[misc]
+    ).fetchall()[0]
     top_tenants = con.sql(
         f"""
         select tenant_id, count(*) as requests, sum(total_tokens)::bigint as tokens,

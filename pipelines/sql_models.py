@@ -84,7 +84,7 @@ def upstream_relations(model: db.Model) -> set[str]:
 
 def _parse(sql: str) -> dict[str, Any]:
     tree = json.loads(
-        duckdb.execute("select json_serialize_sql(?)", [sql.rstrip().rstrip(";")]).fetchone()[0]  # type: ignore[index]
+        duckdb.execute("select json_serialize_sql(?)", [sql.rstrip().rstrip(";")]).fetchall()[0][0]
     )
     if tree.get("error"):
         raise ValueError(tree.get("error_message", "cannot parse"))
@@ -200,7 +200,7 @@ def replace_partitions(
     ]
     if existing != wanted:
         db.build(con, select=[model.relation], sql_dir=sql_dir)
-        return int(con.execute(f"select count(*) from {model.relation}").fetchone()[0])  # type: ignore[index]
+        return int(con.execute(f"select count(*) from {model.relation}").fetchall()[0][0])
     con.execute("begin transaction")
     try:
         con.execute(
@@ -217,7 +217,7 @@ def replace_partitions(
         written = con.execute(
             f"select count(*) from {model.relation} "
             f"where {PARTITION_COLUMN} in (select * from _dates)"
-        ).fetchone()[0]  # type: ignore[index]
+        ).fetchall()[0][0]
         con.execute("drop table _dates")
         con.execute("commit")
     except Exception:
@@ -248,8 +248,8 @@ def _cell(value: Any) -> str:
 
 def summarize(con: duckdb.DuckDBPyConnection, relation: str, where: str = "") -> dict[str, Any]:
     """Row count and column types of a relation (of some partitions when ``where`` is set)."""
-    rows = con.execute(f"select count(*) from {relation} {where}").fetchone()[0]  # type: ignore[index]
-    total = con.execute(f"select count(*) from {relation}").fetchone()[0]  # type: ignore[index]
+    rows = con.execute(f"select count(*) from {relation} {where}").fetchall()[0][0]
+    total = con.execute(f"select count(*) from {relation}").fetchall()[0][0]
     metadata: dict[str, Any] = {"dagster/row_count": MetadataValue.int(int(total))}
     if where:
         metadata["rows in these partitions"] = MetadataValue.int(int(rows))

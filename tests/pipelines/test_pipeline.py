@@ -77,8 +77,14 @@ def _topics(broker: LocalKafka) -> tuple[str, str]:
 
 def _resources(settings: Settings, events_topic: str, aggregates_topic: str) -> dict[str, Any]:
     resources = dict(resources_for("local", settings))
-    resources["kafka"] = resources["kafka"].model_copy(
-        update={"events_topic": events_topic, "aggregates_topic": aggregates_topic}
+    # Resources are rebuilt, not model_copy'd: Dagster reads a resource's config from its
+    # constructor arguments.
+    resources["kafka"] = KafkaResource(
+        **{
+            **resources["kafka"].model_dump(),
+            "events_topic": events_topic,
+            "aggregates_topic": aggregates_topic,
+        }
     )
     return resources
 
@@ -115,7 +121,9 @@ def _copy(pipeline: Pipeline, tmp_path: Path, **books: Any) -> dict[str, Any]:
     target.parent.mkdir(parents=True)
     shutil.copy(source, target)
     resources = dict(pipeline.resources)
-    resources["warehouse"] = pipeline.warehouse.model_copy(update={"home": str(tmp_path)})
+    resources["warehouse"] = WarehouseResource(
+        **{**pipeline.warehouse.model_dump(), "home": str(tmp_path)}
+    )
     if books:
         resources["books"] = BooksResource(**books)
     return resources
@@ -155,8 +163,8 @@ def test_landing_reports_counts_dates_and_top_tenants(pipeline: Pipeline) -> Non
     assert event is not None and event.asset_materialization is not None
     metadata = event.asset_materialization.metadata
     with pipeline.warehouse.connect() as con:
-        landed = con.execute("select count(*) from raw.token_usage_events").fetchone()[0]  # type: ignore[index]
-        redelivered = con.execute("select count(*) from raw.redeliveries").fetchone()[0]  # type: ignore[index]
+        landed = con.execute("select count(*) from raw.token_usage_events").fetchall()[0][0]
+        redelivered = con.execute("select count(*) from raw.redeliveries").fetchall()[0][0]
     assert metadata["dagster/row_count"].value == landed
     assert landed + redelivered == pipeline.events_sent  # every message counted exactly once
     assert redelivered > 0
@@ -217,8 +225,9 @@ def test_an_unknown_model_fails_the_unrated_check_naming_the_model(
 
     run = materialize(
         [*(defs.assets or []), *(defs.asset_checks or [])],  # type: ignore[list-item]
-        selection=AssetSelection.assets(rating.RATED_USAGE).without_checks()
-        | AssetSelection.checks_for_assets(rating.RATED_USAGE),
+        selection=AssetSelection.assets(
+            rating.RATED_USAGE, rating.UNRATED_USAGE, rating.RATING_ADJUSTMENTS
+        ),
         resources=resources,
         raise_on_error=False,
     )
@@ -228,34 +237,74 @@ def test_an_unknown_model_fails_the_unrated_check_naming_the_model(
     assert evaluation.metadata["unrated events"].value == 2
 
 
-def test_a_cost_book_missing_a_chip_family_fails_the_costing_check(
-    pipeline: Pipeline, tmp_path: Path
-) -> None:
+def _books_copy(pipeline: Pipeline, tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
     books = tmp_path / "books"
     shutil.copytree(pipeline.resources["books"].path, books)
-    with pipeline.warehouse.connect() as con:
-        chip = con.execute(
-            "select chip_family from raw.token_usage_events group by 1 order by count(*) desc limit 1"
-        ).fetchone()[0]  # type: ignore[index]
-    cost_book = books / "cost_book.csv"
-    with cost_book.open() as file:
-        rows = list(csv.DictReader(file))
-    kept = [row for row in rows if row.get("chip_family") != chip]
-    assert len(kept) < len(rows)
-    with cost_book.open("w", newline="") as file:
+    with (books / "cost_book.csv").open() as file:
+        return books, list(csv.DictReader(file))
+
+
+def _write_cost_book(books: Path, rows: list[dict[str, str]]) -> None:
+    with (books / "cost_book.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(kept)
-    resources = _copy(pipeline, tmp_path / "home", path=str(books))
+        writer.writerows(rows)
+
+
+def _most_used(pipeline: Pipeline, column: str) -> str:
+    with pipeline.warehouse.connect() as con:
+        return str(
+            con.execute(
+                f"select {column} from raw.token_usage_events group by 1 order by count(*) desc limit 1"
+            ).fetchall()[0][0]
+        )
+
+
+def test_a_cost_book_with_no_cost_in_force_fails_the_costing_check(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    books, rows = _books_copy(pipeline, tmp_path)
+    model = _most_used(pipeline, "model")
+    # The model's serving cost only starts in 2099: its usage has no cost in force.
+    dated = [
+        {**row, "effective_from": "2099-01-01"}
+        if row["layer"] == "model" and row["model"] == model
+        else row
+        for row in rows
+    ]
+    assert dated != rows
+    _write_cost_book(books, dated)
+    home = tmp_path / "home"
+    resources = _copy(pipeline, home, path=str(books))
     result = materialize_all(
-        pipeline.settings.model_copy(update={"home": tmp_path / "home", "books_dir": books}),
+        pipeline.settings.model_copy(update={"home": home, "books_dir": books}),
         instance=DagsterInstance.ephemeral(),
         resources=resources,
     )
     failed = {check.check for check in result.failed_checks}
     assert "marts/rpt_uncosted_usage:all_usage_costed" in failed
-    # The identity still holds over what is costed: uncosted usage is left out, never zero.
+    # Uncosted usage is left out of the margins (never costed at zero): the identity holds.
     assert "marts/fct_layer_margin:layer_margin_identity" not in failed
+
+
+def test_an_invalid_book_fails_the_books_asset_naming_the_file(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    books, rows = _books_copy(pipeline, tmp_path)
+    chip = _most_used(pipeline, "chip_family")
+    _write_cost_book(books, [row for row in rows if row["chip_family"] != chip])
+    home = tmp_path / "home"
+    resources = _copy(pipeline, home, path=str(books))
+    result = materialize_all(
+        pipeline.settings.model_copy(update={"home": home, "books_dir": books}),
+        instance=DagsterInstance.ephemeral(),
+        resources=resources,
+    )
+    [run] = result.runs
+    assert not run.success
+    [failure] = [event for event in run.all_events if event.is_step_failure]
+    assert failure.step_key == "books_asset"
+    assert "cost_book.csv" in str(failure.event_specific_data.error)  # type: ignore[union-attr]
 
 
 def test_a_broken_layer_margin_fails_the_identity_check(pipeline: Pipeline, tmp_path: Path) -> None:
