@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -260,35 +261,56 @@ def _arrow(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
     )
 
 
-def write_batch(
-    con: duckdb.DuckDBPyConnection,
-    topic: str,
+@dataclass
+class PreparedBatch:
+    """One batch parsed into Arrow tables, ready for :func:`write_batch`."""
+
+    events: pa.Table
+    repeats: pa.Table
+    invalid: pa.Table
+    offsets: pa.Table
+
+
+def prepare_batch(
     messages: list[Any],
     next_offsets: dict[int, int],
     *,
-    group: str = CONSUMER_GROUP,
     now: datetime | None = None,
     max_future_skew: timedelta = timedelta(minutes=15),
-) -> LandingResult:
-    """Parse ``messages`` and write them and ``next_offsets`` in one DuckDB transaction."""
-    now = now or datetime.now(UTC)
-    batch = _columns(messages, now, max_future_skew)
-    new_events = _arrow(batch.event_rows, _EVENT_SCHEMA)
-    repeats = _arrow(batch.redeliveries, _REDELIVERY_SCHEMA)
-    invalid = _arrow(batch.quarantine, _QUARANTINE_SCHEMA)
-    offsets = pa.table(
-        {
-            "partition": pa.array(list(next_offsets), pa.int32()),
-            "next_offset": pa.array(list(next_offsets.values()), pa.int64()),
-        }
+) -> PreparedBatch:
+    """Parse ``messages`` (the one contract) into Arrow tables: the Python half of a batch."""
+    batch = _columns(messages, now or datetime.now(UTC), max_future_skew)
+    return PreparedBatch(
+        events=_arrow(batch.event_rows, _EVENT_SCHEMA),
+        repeats=_arrow(batch.redeliveries, _REDELIVERY_SCHEMA),
+        invalid=_arrow(batch.quarantine, _QUARANTINE_SCHEMA),
+        offsets=pa.table(
+            {
+                "partition": pa.array(list(next_offsets), pa.int32()),
+                "next_offset": pa.array(list(next_offsets.values()), pa.int64()),
+            }
+        ),
     )
-    result = LandingResult(batches=1)
+
+
+def write_batch(
+    con: duckdb.DuckDBPyConnection,
+    topic: str,
+    batch: PreparedBatch,
+    *,
+    group: str = CONSUMER_GROUP,
+) -> LandingResult:
+    """Write a prepared batch and its next offsets in one DuckDB transaction."""
+    tables = {
+        "batch_events": batch.events,
+        "batch_repeats": batch.repeats,
+        "batch_invalid": batch.invalid,
+        "batch_offsets": batch.offsets,
+    }
     con.execute("begin transaction")
     try:
-        con.register("batch_events", new_events)
-        con.register("batch_repeats", repeats)
-        con.register("batch_invalid", invalid)
-        con.register("batch_offsets", offsets)
+        for name, table in tables.items():
+            con.register(name, table)
         # Deliveries of event_ids landed by an earlier batch: redeliveries, not new rows.
         con.execute(
             """
@@ -300,15 +322,22 @@ def write_batch(
             from batch_repeats
             """
         )
-        landed = con.execute(
+        inserted = con.execute(
             f"""
             insert into raw.token_usage_events by name
             select {_EVENT_COLUMNS}, ? as kafka_topic, kafka_partition, kafka_offset,
                 current_timestamp as landed_at
             from batch_events as b anti join raw.token_usage_events as e using (event_id)
-            returning cast(occurred_at at time zone 'UTC' as date) as event_date
             """,
             [topic],
+        ).fetchone()
+        # current_timestamp is the transaction's start: it marks exactly this batch's rows,
+        # and landed_at only grows, so zone maps skip the older row groups.
+        event_dates = con.execute(
+            """
+            select distinct cast(occurred_at at time zone 'UTC' as date)
+            from raw.token_usage_events where landed_at = current_timestamp
+            """
         ).fetchall()
         con.execute(
             """
@@ -331,13 +360,46 @@ def write_batch(
         con.execute("rollback")
         raise
     finally:
-        for name in ("batch_events", "batch_repeats", "batch_invalid", "batch_offsets"):
+        for name in tables:
             con.unregister(name)
-    result.landed = len(landed)
-    result.duplicates = len(batch.redeliveries) + (len(batch.event_rows) - len(landed))
-    result.quarantined = len(batch.quarantine)
-    result.event_dates = {row[0] for row in landed}
-    return result
+    landed = int(inserted[0]) if inserted else 0
+    return LandingResult(
+        landed=landed,
+        duplicates=batch.repeats.num_rows + batch.events.num_rows - landed,
+        quarantined=batch.invalid.num_rows,
+        batches=1,
+        event_dates={row[0] for row in event_dates},
+    )
+
+
+class _Writer:
+    """Writes prepared batches in order on one background thread.
+
+    DuckDB releases the GIL while it executes, so the next batch is consumed and parsed
+    while the previous one is written. At most one batch waits: memory stays bounded.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, topic: str) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenhub-land")
+        self._con, self._topic = con, topic
+        self._pending: Future[LandingResult] | None = None
+        self.total = LandingResult()
+
+    def submit(self, batch: PreparedBatch) -> None:
+        self.wait()
+        self._pending = self._pool.submit(write_batch, self._con, self._topic, batch)
+
+    def wait(self) -> None:
+        """Block until the batch in flight is committed (re-raises its error)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.total.add(pending.result())
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown(wait=True)
 
 
 def _consumer(settings: Settings) -> Consumer:
@@ -415,9 +477,9 @@ def land(
     from tqdm import tqdm
 
     started = time.perf_counter()
-    total = LandingResult()
     consumer = _consumer(settings)
     own_connection = con is None
+    writer: _Writer | None = None
     try:
         partitions = _partitions(consumer, settings, topic, metadata_timeout)
         if con is None:
@@ -435,6 +497,8 @@ def land(
         )
         remaining = sum(max(0, targets[p] - positions[p]) for p in partitions)
         skew = timedelta(seconds=settings.max_future_skew_seconds)
+        writer = _Writer(con, topic)
+        batches = 0
         bar = tqdm(
             total=None if follow else remaining,
             unit="msg",
@@ -445,7 +509,7 @@ def land(
         idle_since = time.monotonic()
         with bar, _stop_on_signals(follow) as stop:
             while not stop.is_set():
-                if max_batches is not None and total.batches >= max_batches:
+                if max_batches is not None and batches >= max_batches:
                     break
                 if not follow and all(positions[p] >= targets[p] for p in partitions):
                     break
@@ -459,6 +523,7 @@ def land(
                         continue  # partition EOF and other informational events
                     good.append(message)
                 if not good:
+                    writer.wait()  # nothing new: commit what is in flight now
                     if not follow and time.monotonic() - idle_since > IDLE_LIMIT_SECONDS:
                         break
                     continue
@@ -468,13 +533,18 @@ def land(
                     read_from, offset = message.partition(), message.offset()
                     assert read_from is not None and offset is not None  # a message, not an error
                     next_offsets[read_from] = offset + 1
-                batch = write_batch(con, topic, good, next_offsets, max_future_skew=skew)
+                writer.submit(prepare_batch(good, next_offsets, max_future_skew=skew))
                 positions.update(next_offsets)
-                total.add(batch)
+                batches += 1
                 bar.update(len(good))
     finally:
-        consumer.close()
-        if own_connection and con is not None:
-            con.close()
+        try:
+            if writer is not None:
+                writer.close()  # the batch in flight commits (or its error surfaces)
+        finally:
+            consumer.close()
+            if own_connection and con is not None:
+                con.close()
+    total = writer.total
     total.seconds = time.perf_counter() - started
     return total

@@ -150,6 +150,15 @@ def test_an_unreachable_broker_is_one_clear_error(tmp_path: Path) -> None:
     assert not settings.warehouse_path.exists()
 
 
+def _messages_landed(settings: Settings, topic: str) -> int:
+    """Messages read so far according to the offsets committed in DuckDB."""
+    with _raw(settings) as con:
+        row = con.execute(
+            "select coalesce(sum(next_offset), 0) from raw.kafka_offsets where topic = ?", [topic]
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _loader_process(settings: Settings, topic: str, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
@@ -185,14 +194,18 @@ def test_a_loader_killed_at_random_moments_loses_and_repeats_nothing(
     )
     producing.start()
     chance = random.Random(14)
+    landed_after_kill = []
     try:
         for _ in range(3):
             process = _loader_process(tmp_home, unique_topic, log)
             time.sleep(chance.uniform(2.5, 4.0))  # interpreter start + some batches
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=10)
+            landed_after_kill.append(_messages_landed(tmp_home, unique_topic))
     finally:
         producing.join(timeout=60)
+    # The kills interrupted a loader at work, not one still starting up.
+    assert landed_after_kill[0] > 0 and len(set(landed_after_kill)) == 3, landed_after_kill
     final = _loader_process(tmp_home, unique_topic, log)
     try:
         time.sleep(1.0)
