@@ -182,8 +182,8 @@ def replace_partitions(
     event_dates: list[str],
     *,
     sql_dir: Path = db.SQL_DIR,
-) -> int:
-    """Replace the rows of ``event_dates`` in ``model``'s table; returns rows written.
+) -> bool:
+    """Replace the rows of ``event_dates`` in ``model``'s table; False if rebuilt whole.
 
     When the table is missing or its columns differ from the model's (a changed SQL file),
     the whole table is rebuilt instead: always correct, only slower.
@@ -200,7 +200,7 @@ def replace_partitions(
     ]
     if existing != wanted:
         db.build(con, select=[model.relation], sql_dir=sql_dir)
-        return int(con.execute(f"select count(*) from {model.relation}").fetchall()[0][0])
+        return False
     con.execute("begin transaction")
     try:
         con.execute(
@@ -214,16 +214,12 @@ def replace_partitions(
             f"insert into {model.relation} by name select * from ({query}) "
             f"where {PARTITION_COLUMN} in (select * from _dates)"
         )
-        written = con.execute(
-            f"select count(*) from {model.relation} "
-            f"where {PARTITION_COLUMN} in (select * from _dates)"
-        ).fetchall()[0][0]
         con.execute("drop table _dates")
         con.execute("commit")
     except Exception:
         con.execute("rollback")
         raise
-    return int(written)
+    return True
 
 
 def markdown_table(rows: Iterable[Mapping[str, Any]] | Any, limit: int = 20) -> str:
@@ -325,15 +321,20 @@ def _sql_asset(
     ) -> MaterializeResult:
         with warehouse.connect() as con:
             dates: list[str] | None = None
-            if partitioned and context.has_partition_key_range:
+            metadata: dict[str, Any] = {}
+            if partitioned:
                 dates = list(context.partition_keys)
-                replace_partitions(con, model, dates)
+                replaced = replace_partitions(con, model, dates)
                 where = f"where {PARTITION_COLUMN} in ({', '.join(repr(d) for d in dates)})"
-                context.log.info(f"replaced {len(dates)} event date(s) of {model.relation}")
+                metadata["written as"] = (
+                    f"{len(dates)} event date(s) replaced"
+                    if replaced
+                    else "whole table rebuilt (new table or changed columns)"
+                )
+                context.log.info(f"{model.relation}: {metadata['written as']}")
             else:
                 db.build(con, select=[model.relation])
                 where = ""
-            metadata: dict[str, Any] = {}
             if kind == "table":
                 metadata |= summarize(con, model.relation, where)
             if model.relation in describe:

@@ -424,6 +424,66 @@ def test_event_dates_sensor_requests_the_touched_partitions(pipeline: Pipeline) 
     assert tags["dagster/asset_partition_range_end"] == pipeline.result.event_dates[-1]
 
 
+def test_late_events_rematerialise_the_partitions_they_touch(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Late events land, the sensor asks for their dates, the marts then equal a full build."""
+    from dagster import AssetSelection, materialize
+
+    from pipelines.definitions import defs
+    from pipelines.sql_models import models
+
+    resources = _copy(pipeline, tmp_path)
+    late_day = NOW - timedelta(days=2)
+    with TokenUsageProducer(pipeline.settings, topic=pipeline.kafka.events_topic) as producer:
+        for message in generate(seed=13, events=40, tenants=8, now=late_day):
+            producer.send_raw(message.key, message.value)
+    instance = DagsterInstance.ephemeral()
+    assets = [*(defs.assets or []), *(defs.asset_checks or [])]
+    upstream = materialize(
+        assets,  # type: ignore[arg-type]
+        selection=AssetSelection.groups("landing", "rating", "staging"),
+        resources=resources,
+        instance=instance,
+    )
+    assert upstream.success
+    with build_sensor_context(instance=instance) as context:
+        request = event_dates_sensor(context)
+    tags = request.tags  # type: ignore[union-attr]
+    assert late_day.date().isoformat() in tags["tokenhub/event_dates"].split(",")
+    marts = materialize(
+        assets,  # type: ignore[arg-type]
+        selection=AssetSelection.groups("revenue", "economics"),
+        resources=resources,
+        instance=instance,
+        tags=tags,
+    )
+    assert marts.success
+    written = instance.get_latest_materialization_event(AssetKey(["marts", "fct_usage_rated"]))
+    assert written is not None and written.asset_materialization is not None
+    assert "replaced" in str(written.asset_materialization.metadata["written as"].value)
+    warehouse: WarehouseResource = resources["warehouse"]
+    with warehouse.connect() as con:
+        late = con.execute(
+            "select count(*) from marts.fct_usage_rated where event_date = ?", [late_day.date()]
+        ).fetchall()[0][0]
+        assert late >= 40
+        for relation, model in models().items():
+            if not relation.startswith("marts."):
+                continue
+            query = model.sql.rstrip().rstrip(";")
+            differing = con.execute(
+                f"""
+                select count(*) from (
+                    (select * from {relation} except all select * from ({query}))
+                    union all
+                    (select * from ({query}) except all select * from {relation})
+                )
+                """
+            ).fetchall()[0][0]
+            assert differing == 0, relation
+
+
 # --- the UI ----------------------------------------------------------------------------------
 
 
