@@ -26,7 +26,6 @@ from streams.settings import Settings
 
 def _check_ready() -> None:
     """Fail fast, with what to do, when the price books or budgets cannot be loaded."""
-    from streams.agents.alerts import BudgetFileError
     from streams.agents.live import processor
     from tokenhub.cli import UserError
 
@@ -37,8 +36,10 @@ def _check_ready() -> None:
             f"the live worker needs the rating engine {error.name!r} "
             "(TOKENHUB_LIVE_RATER); update your checkout (warehouse/pricing/rating.py)"
         ) from None
-    except BudgetFileError as error:
-        raise UserError(f"{error}; fix the file or point TOKENHUB_BUDGETS_PATH elsewhere") from None
+    except ValueError as error:
+        # A broken price book (warehouse.pricing.books.PriceBookError is a ValueError) or
+        # budgets file: the message names the file and line.
+        raise UserError(f"{error}; fix the file, then start the worker again") from None
 
 
 def run_worker(*, loglevel: str = "info") -> int:

@@ -35,14 +35,18 @@ def test_duplicates_once_invalid_to_dead_letter_and_views_answer(live_settings, 
     messages = [(tenant.encode(), encode(e)) for e in batch]
     messages += [(tenant.encode(), encode(e)) for e in batch[:5]]  # retries
     messages += [(tenant.encode(), b"{not json"), (tenant.encode(), b"[1, 2]")]
+    unpriced = make_event(tenant_id=tenant, model="unknown-model")
+    messages.append((tenant.encode(), encode(unpriced)))
     produce(live_settings, messages)
     worker = workers()
     health = wait_caught_up(worker)
 
-    assert health["stats"]["counted"] == 20 and health["stats"]["duplicates"] == 5
+    assert health["stats"]["counted"] == 21 and health["stats"]["duplicates"] == 5
     [window] = view(worker, "windows", window="1h", dimension="tenant", value=tenant)["windows"]
-    assert window["requests"] == 20
-    assert window["total_tokens"] == sum(e["input_tokens"] + e["output_tokens"] for e in batch)
+    assert window["requests"] == 21
+    # The unknown model is counted as unrated, never as zero spend.
+    assert window["unrated_requests"] == 1
+    assert window["unrated_tokens"] == unpriced["input_tokens"] + unpriced["output_tokens"]
     expected = sum(
         (
             r.amount_gross
@@ -71,7 +75,7 @@ def test_duplicates_once_invalid_to_dead_letter_and_views_answer(live_settings, 
     assert spend["windows"][0]["dimension_value"] == tenant
     assert view(worker, "top-tenants", n=1)["top"][0]["tenant_id"] == tenant
     summary = live_summary(live_settings)
-    assert summary["events_counted"] == 20 and summary["dead_letters"]["total"] == 2
+    assert summary["events_counted"] == 21 and summary["dead_letters"]["total"] == 2
     assert tenant in format_summary(summary)
     humans = view(worker, "agents-vs-humans", window="1m")
     assert sum(w["human_requests"] for w in humans["windows"]) >= 1
