@@ -35,6 +35,7 @@ from tests.streams.worker_fixtures import REAL_RATER, produce, view, wait_caught
 pytestmark = [pytest.mark.reliability, pytest.mark.integration]
 
 
+@pytest.mark.slow  # the fast suite kills the worker in test_pipeline_faults.py
 def test_worker_sigkilled_twice_mid_stream_counts_every_event_once(
     live_settings: Settings, workers: Any, tmp_path: Path
 ) -> None:
