@@ -147,7 +147,9 @@ class Settings(BaseSettings):
     @property
     def published_path(self) -> Path:
         """The read-only copy of the marts that analysts query while the pipeline writes."""
-        return self.home / "warehouse" / "marts.duckdb"
+        # Not "marts.duckdb": its catalog would be named "marts", like the schema, and
+        # "marts.x" would be ambiguous.
+        return self.home / "warehouse" / "published.duckdb"
 
     @property
     def books(self) -> Path:

@@ -474,6 +474,34 @@ def land(
     stops earlier. ``con`` is an open writer connection (default: open the warehouse file).
     An unreachable broker raises :class:`streams.broker.BrokerError` after ``metadata_timeout``.
     """
+    # The handlers go in first: a stop request during start-up is honoured, not fatal.
+    with _stop_on_signals(follow) as stop:
+        return _land(
+            settings,
+            stop,
+            follow=follow,
+            max_batches=max_batches,
+            topic=topic,
+            progress=progress,
+            con=con,
+            batch_size=batch_size,
+            metadata_timeout=metadata_timeout,
+        )
+
+
+def _land(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    follow: bool = False,
+    max_batches: int | None = None,
+    topic: str = EVENTS.name,
+    progress: bool = False,
+    con: duckdb.DuckDBPyConnection | None = None,
+    batch_size: int = BATCH_SIZE,
+    metadata_timeout: float = 10.0,
+) -> LandingResult:
+    """:func:`land`, with ``stop`` set by the signal handlers."""
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -507,7 +535,7 @@ def land(
             mininterval=0.5,
         )
         idle_since = time.monotonic()
-        with bar, _stop_on_signals(follow) as stop:
+        with bar:
             while not stop.is_set():
                 if max_batches is not None and batches >= max_batches:
                     break
