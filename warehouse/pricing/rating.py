@@ -201,10 +201,13 @@ class RatingResult:
         )
 
 
+# No primary key on the rating tables: rate() keeps one row per event by replacing the rows of
+# the events it rates, and an index would make re-rating millions of events several times
+# slower. tests/warehouse/test_rating.py checks the one-row-per-event rule.
 _TABLES = (
     """
     create table if not exists rating.rated_usage (
-        event_id varchar primary key,
+        event_id varchar not null,
         event_date date not null,
         tier varchar not null,
         price_book varchar not null,
@@ -232,7 +235,7 @@ _TABLES = (
     """,
     """
     create table if not exists rating.unrated_usage (
-        event_id varchar primary key,
+        event_id varchar not null,
         event_date date not null,
         reason varchar not null,
         rating_run_id bigint not null,

@@ -106,33 +106,47 @@ quota_discounted as (
         *,
         free_quota_tokens - free_fresh_input_tokens - free_cached_input_tokens
         - free_output_tokens as free_thinking_tokens,
-        cast(
-            free_fresh_input_tokens * unit_price_input
-            + free_cached_input_tokens * unit_price_cached_input
-            + free_output_tokens * unit_price_output
-            + (
-                free_quota_tokens - free_fresh_input_tokens - free_cached_input_tokens
-                - free_output_tokens
-            ) * unit_price_thinking
-            as decimal(38, 12)
-        ) as free_quota_discount
+        case
+            when free_quota_tokens = 0 then cast(0 as decimal(38, 12))
+            else cast(
+                free_fresh_input_tokens * unit_price_input
+                + free_cached_input_tokens * unit_price_cached_input
+                + free_output_tokens * unit_price_output
+                + (
+                    free_quota_tokens - free_fresh_input_tokens - free_cached_input_tokens
+                    - free_output_tokens
+                ) * unit_price_thinking
+                as decimal(38, 12)
+            )
+        end as free_quota_discount
     from quota_split_output
+),
+
+dated as (
+    select
+        *,
+        cast(timezone('UTC', occurred_at) as date) as event_date,
+        cast(amount_gross - free_quota_discount as decimal(38, 12)) as amount
+    from quota_discounted
 ),
 
 converted as (
     select
-        quota_discounted.*,
-        cast(timezone('UTC', quota_discounted.occurred_at) as date) as event_date,
+        dated.*,
         case
-            when quota_discounted.currency = $reporting_currency then 1
+            when dated.currency = $reporting_currency then cast(1 as decimal(38, 12))
             else fx_rates.rate
-        end as fx_rate
-    from quota_discounted
+        end as fx_rate,
+        case
+            when dated.currency = $reporting_currency then dated.amount
+            else cast(dated.amount * fx_rates.rate as decimal(38, 12))
+        end as amount_reporting
+    from dated
     left join fx_rates
-        on quota_discounted.currency = fx_rates.from_currency
+        on dated.currency = fx_rates.from_currency
         and fx_rates.to_currency = $reporting_currency
-        and cast(timezone('UTC', quota_discounted.occurred_at) as date) >= fx_rates.effective_from
-        and cast(timezone('UTC', quota_discounted.occurred_at) as date) < fx_rates.effective_to
+        and dated.event_date >= fx_rates.effective_from
+        and dated.event_date < fx_rates.effective_to
 ),
 
 final as (
@@ -159,11 +173,10 @@ final as (
         amount_gross,
         free_quota_tokens,
         free_quota_discount,
-        cast(amount_gross - free_quota_discount as decimal(38, 12)) as amount,
+        amount,
         cast($reporting_currency as varchar) as reporting_currency,
-        cast(fx_rate as decimal(38, 12)) as fx_rate,
-        cast((amount_gross - free_quota_discount) * fx_rate as decimal(38, 12))
-            as amount_reporting
+        fx_rate,
+        amount_reporting
     from converted
 )
 

@@ -36,6 +36,55 @@ batch_pricing as (
     select * from staging.stg_batch_pricing
 ),
 
+-- The batch price of every price book row, for each batch ratio in force during its version
+-- (a few hundred rows: the multiplications happen here, not once per event).
+batch_card as (
+    select
+        price_book.model,
+        price_book.region,
+        price_book.effective_from,
+        price_book.tier_min_input_tokens,
+        batch_pricing.effective_from as batch_effective_from,
+        batch_pricing.effective_to as batch_effective_to,
+        cast(price_book.input_price_per_token * batch_pricing.batch_price_ratio
+            as decimal(38, 12)) as unit_price_input,
+        -- Batch calls get no cache discount: cached input pays the (batch) input price.
+        cast(price_book.input_price_per_token * batch_pricing.batch_price_ratio
+            as decimal(38, 12)) as unit_price_cached_input,
+        cast(price_book.output_price_per_token * batch_pricing.batch_price_ratio
+            as decimal(38, 12)) as unit_price_output,
+        cast(price_book.thinking_output_price_per_token * batch_pricing.batch_price_ratio
+            as decimal(38, 12)) as unit_price_thinking
+    from price_book
+    inner join batch_pricing
+        on batch_pricing.effective_from < price_book.effective_to
+        and batch_pricing.effective_to > price_book.effective_from
+),
+
+versions as (
+    select distinct
+        model,
+        region,
+        effective_from,
+        effective_to
+    from price_book
+),
+
+offered as (
+    select distinct
+        model,
+        region
+    from price_book
+),
+
+known_models as (
+    select distinct model from price_book
+),
+
+known_regions as (
+    select distinct region from price_book
+),
+
 priced as (
     select
         events.*,
@@ -44,10 +93,13 @@ priced as (
         price_book.effective_from as price_effective_from,
         price_book.currency,
         price_book.tier,
+        price_book.tier_min_input_tokens,
         price_book.input_price_per_token,
         price_book.cached_input_price_per_token,
         price_book.output_price_per_token,
-        price_book.thinking_output_price_per_token
+        price_book.thinking_output_price_per_token,
+        versions.effective_from is not null as has_version_in_force,
+        offered.model is not null as is_offered
     from events
     left join price_book
         on events.model = price_book.model
@@ -59,97 +111,56 @@ priced as (
             or (price_book.tier_min_input_tokens = 0 and events.input_tokens = 0)
         )
         and events.input_tokens <= price_book.tier_max_input_tokens
-),
-
-with_batch_ratio as (
-    select
-        priced.*,
-        case when priced.is_batch then batch_pricing.batch_price_ratio else 1 end
-            as price_ratio
-    from priced
-    left join batch_pricing
-        on priced.is_batch
-        and priced.occurred_at >= batch_pricing.effective_from
-        and priced.occurred_at < batch_pricing.effective_to
-),
-
--- Why an event found no price: only the (few) unpriced events are examined.
-unpriced as (
-    select
-        event_id,
-        model,
-        region,
-        occurred_at
-    from priced
-    where price_book_version is null
-),
-
-known_models as (
-    select distinct model from price_book
-),
-
-known_regions as (
-    select distinct region from price_book
-),
-
-offered as (
-    select distinct
-        model,
-        region
-    from price_book
-),
-
-version_in_force as (
-    select distinct unpriced.event_id
-    from unpriced
-    inner join price_book
-        on unpriced.model = price_book.model
-        and unpriced.region = price_book.region
-        and unpriced.occurred_at >= price_book.effective_from
-        and unpriced.occurred_at < price_book.effective_to
-),
-
-unpriced_reasons as (
-    select
-        unpriced.event_id,
-        case
-            when known_models.model is null then 'unknown_model'
-            when known_regions.region is null then 'unknown_region'
-            when offered.model is null then 'model_not_offered_in_region'
-            when version_in_force.event_id is null then 'no_price_in_force'
-            else 'input_over_largest_tier'
-        end as unrated_reason
-    from unpriced
-    left join known_models on unpriced.model = known_models.model
-    left join known_regions on unpriced.region = known_regions.region
+    left join versions
+        on events.model = versions.model
+        and events.region = versions.region
+        and events.occurred_at >= versions.effective_from
+        and events.occurred_at < versions.effective_to
     left join offered
-        on unpriced.model = offered.model
-        and unpriced.region = offered.region
-    left join version_in_force on unpriced.event_id = version_in_force.event_id
+        on events.model = offered.model
+        and events.region = offered.region
 ),
 
 unit_prices as (
     select
-        with_batch_ratio.*,
+        priced.*,
         case
-            when with_batch_ratio.price_book_version is null then unpriced_reasons.unrated_reason
-            when with_batch_ratio.price_ratio is null then 'no_batch_price_in_force'
+            when priced.price_book_version is not null
+                and (not priced.is_batch or batch_card.model is not null)
+                then null
+            when priced.price_book_version is not null then 'no_batch_price_in_force'
+            when priced.is_offered and priced.has_version_in_force
+                then 'input_over_largest_tier'
+            when priced.is_offered then 'no_price_in_force'
+            when priced.model not in (select model from known_models) then 'unknown_model'
+            when priced.region not in (select region from known_regions) then 'unknown_region'
+            else 'model_not_offered_in_region'
         end as unrated_reason,
-        cast(with_batch_ratio.input_price_per_token * with_batch_ratio.price_ratio
-            as decimal(38, 12)) as unit_price_input,
-        -- Batch calls get no cache discount: cached input pays the (batch) input price.
-        cast(
-            case
-                when with_batch_ratio.is_batch then with_batch_ratio.input_price_per_token
-                else with_batch_ratio.cached_input_price_per_token
-            end * with_batch_ratio.price_ratio as decimal(38, 12)
-        ) as unit_price_cached_input,
-        cast(with_batch_ratio.output_price_per_token * with_batch_ratio.price_ratio
-            as decimal(38, 12)) as unit_price_output,
-        cast(with_batch_ratio.thinking_output_price_per_token * with_batch_ratio.price_ratio
-            as decimal(38, 12)) as unit_price_thinking
-    from with_batch_ratio
-    left join unpriced_reasons on with_batch_ratio.event_id = unpriced_reasons.event_id
+        case
+            when priced.is_batch then batch_card.unit_price_input
+            else priced.input_price_per_token
+        end as unit_price_input,
+        case
+            when priced.is_batch then batch_card.unit_price_cached_input
+            else priced.cached_input_price_per_token
+        end as unit_price_cached_input,
+        case
+            when priced.is_batch then batch_card.unit_price_output
+            else priced.output_price_per_token
+        end as unit_price_output,
+        case
+            when priced.is_batch then batch_card.unit_price_thinking
+            else priced.thinking_output_price_per_token
+        end as unit_price_thinking
+    from priced
+    left join batch_card
+        on priced.is_batch
+        and priced.model = batch_card.model
+        and priced.region = batch_card.region
+        and priced.price_effective_from = batch_card.effective_from
+        and priced.tier_min_input_tokens = batch_card.tier_min_input_tokens
+        and priced.occurred_at >= batch_card.batch_effective_from
+        and priced.occurred_at < batch_card.batch_effective_to
 ),
 
 amounts as (
