@@ -98,6 +98,7 @@ def _write_json(relation: duckdb.DuckDBPyRelation, out: TextIO) -> None:
     rows = relation.query("result", "select to_json(result) from result")
     out.write("[")
     first = True
+    assert rows is not None  # a select over a select always has a result
     for (row,) in _rows(rows):
         out.write(("\n  " if first else ",\n  ") + str(row))
         first = False
