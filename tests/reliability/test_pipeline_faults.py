@@ -48,7 +48,18 @@ REPO = Path(__file__).resolve().parents[2]
 def start_loader(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
     """``tokenhub land --follow`` as a child process, small batches (many transactions)."""
     return subprocess.Popen(
-        [sys.executable, "-m", "tokenhub.cli", "land", "--follow", "--quiet", "--topic", settings.live_source_topic, "--batch-size", "150"],
+        [
+            sys.executable,
+            "-m",
+            "tokenhub.cli",
+            "land",
+            "--follow",
+            "--quiet",
+            "--topic",
+            settings.live_source_topic,
+            "--batch-size",
+            "150",
+        ],
         env={**os.environ, **settings_env(settings)},
         cwd=REPO,
         stdout=log.open("ab"),
@@ -150,3 +161,53 @@ def test_worker_and_loader_sigkilled_together_both_equal_the_oracle_and_each_oth
     finally:
         con.close()
     assert live_spend(worker) == warehouse_spend
+
+
+def test_every_bad_input_is_quarantined_with_its_reason_and_unpriced_events_stay_unrated(
+    tmp_home: Settings, unique_topic: str
+) -> None:
+    from tests.reliability.test_worker_faults import bad_inputs
+    from tests.streams.live_helpers import encode, make_event
+
+    settings = tmp_home.model_copy(update={"live_source_topic": unique_topic})
+    tenant = "tenant-bad-input"
+    bad = bad_inputs(tenant)
+    valid = [make_event(tenant_id=tenant) for _ in range(len(bad) + 1)]
+    unpriced = {
+        "unknown_model": make_event(tenant_id=tenant, model="gpt-imaginary"),
+        "unknown_region": make_event(tenant_id=tenant, region="mars-north-1"),
+    }
+    messages: list[tuple[bytes | None, bytes]] = []
+    for event, (_, raw, _) in zip(valid, bad, strict=False):
+        messages += [(tenant.encode(), encode(event)), (tenant.encode(), raw)]
+    messages += [(tenant.encode(), encode(valid[-1]))]
+    messages += [(None, encode(event)) for event in unpriced.values()]
+    produce(settings, messages)
+
+    result = land(settings, topic=unique_topic)
+    assert (result.landed, result.quarantined) == (len(valid) + len(unpriced), len(bad))
+    con = db.connect(settings.warehouse_path)
+    try:
+        quarantined = {
+            bytes(payload): reason
+            for payload, reason in con.execute(
+                "select payload, reason from raw.quarantine"
+            ).fetchall()
+        }
+        rate(con, settings)
+        unrated = dict(con.execute("select event_id, reason from rating.unrated_usage").fetchall())
+        rated_zero = con.execute(
+            "select count(*) from rating.rated_usage where event_id in (?, ?)",
+            [e["event_id"] for e in unpriced.values()],
+        ).fetchone()
+        rated_valid = con.execute(
+            "select count(*), min(amount_gross) from rating.rated_usage"
+        ).fetchone()
+    finally:
+        con.close()
+    for what, raw, reason in bad:
+        assert quarantined.get(raw) == reason, f"{what}: quarantined as {quarantined.get(raw)!r}"
+    for reason, event in unpriced.items():
+        assert unrated[event["event_id"]] == reason
+    assert rated_zero == (0,)  # never rated at zero
+    assert rated_valid is not None and rated_valid[0] == len(valid) and rated_valid[1] > 0
