@@ -80,11 +80,15 @@ class KafkaResource(ConfigurableResource):
     ssl_ca_location: str | None = None
     events_topic: str = EVENTS.name
     aggregates_topic: str = AGGREGATES.name
+    late_event_allowance_seconds: int = Field(
+        default=60, description="The live worker's allowance before a window closes."
+    )
 
     def settings_overrides(self) -> dict[str, Any]:
         overrides: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers,
             "security_protocol": self.security_protocol,
+            "late_event_allowance_seconds": self.late_event_allowance_seconds,
         }
         for name in ("sasl_mechanism", "sasl_username", "sasl_password", "ssl_ca_location"):
             value = getattr(self, name)
@@ -216,6 +220,7 @@ def resources_for(env: str | None = None, settings: Settings | None = None) -> M
                 settings.sasl_password.get_secret_value() if settings.sasl_password else None
             ),
             ssl_ca_location=str(settings.ssl_ca_location) if settings.ssl_ca_location else None,
+            late_event_allowance_seconds=settings.late_event_allowance_seconds,
         ),
         "books": BooksResource(path=str(settings.books.resolve())),
     }

@@ -338,12 +338,17 @@ def _publish_windows(pipeline: Pipeline, extra_requests: int = 0) -> int:
                 "from raw.token_usage_events order by 1"
             ).fetchall()
         ]
-        stored, _ = checks_stream.warehouse_windows(
-            con, [start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for start in starts]
+        stored, _, _ = checks_stream.warehouse_windows(
+            con,
+            [start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") for start in starts],
+            topic=pipeline.kafka.events_topic,
+            allowance_seconds=pipeline.kafka.late_event_allowance_seconds,
         )
     producer = Producer(pipeline.kafka.librdkafka())
     for index, start in enumerate(starts):
-        totals = stored[start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
+        totals = stored.get(
+            start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), checks_stream.WindowTotals()
+        )
         record = {
             "requests": totals.requests + (extra_requests if index == 0 else 0),
             "input_tokens": 0,
