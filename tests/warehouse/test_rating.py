@@ -275,11 +275,14 @@ def test_every_landed_event_is_either_rated_or_unrated(
             (select count(*) from rating.rated_usage),
             (select count(*) from rating.unrated_usage),
             (select count(*) from rating.rated_usage where event_id in
-                (select event_id from rating.unrated_usage))
+                (select event_id from rating.unrated_usage)),
+            (select count(distinct event_id) from rating.rated_usage),
+            (select count(distinct event_id) from rating.unrated_usage)
         """
     ).fetchall()[0]
     assert counts[0] + counts[1] == len(cases)
     assert counts[2] == 0
+    assert counts[3:] == counts[:2]  # one row per event
 
 
 def test_a_missing_fx_rate_leaves_the_event_unrated(tmp_path: Path) -> None:
