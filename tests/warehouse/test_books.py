@@ -181,3 +181,10 @@ def test_tokenhub_rate_reports_a_broken_book_in_one_line(tmp_path: Path) -> None
     assert "price_book_cn.csv, line 3" in lines[0]
     assert "overlaps" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_a_price_whose_batch_price_needs_more_than_12_places_is_refused(tmp_path: Path) -> None:
+    # 0.000000001 per 1,000 tokens is 1e-12 per token; half of it needs 13 decimal places.
+    books = _broken(tmp_path, [_tier(0, 128_000, input_price="0.000000001")])
+    with pytest.raises(PriceBookError, match=r"price_book_cn.csv, line 2: input_price per token x"):
+        read_books(books)

@@ -317,6 +317,33 @@ def check_versions(rows: Sequence[PriceRow], books_dir: Path) -> None:
         labels[label] = effective_from
 
 
+def check_batch_precision(
+    prices: Sequence[PriceRow], rules: Sequence[BatchPricing], books_dir: Path
+) -> None:
+    """Refuse a price whose batch price per token would need more than 12 decimal places.
+
+    Batch calls pay ``batch_price_ratio`` of each per-token price; the rating stores that
+    product as ``DECIMAL(38, 12)``, so it must be exact there or amounts would be rounded.
+    """
+    columns = ("input_price", "cached_input_price", "output_price", "thinking_output_price")
+    for rule in rules:
+        for row in prices:
+            for column in columns:
+                with localcontext() as context:
+                    context.prec = 60
+                    batch = (
+                        per_token(getattr(row, column), row.unit_tokens) * rule.batch_price_ratio
+                    )
+                if batch != batch.quantize(_QUANTUM):
+                    raise PriceBookError(
+                        books_dir / f"{row.book}.csv",
+                        row.source_line,
+                        f"{column} per token x batch_price_ratio {rule.batch_price_ratio} "
+                        f"({batch.normalize()}) needs more than {SCALE} decimal places; "
+                        "use fewer decimal places or a smaller unit_tokens",
+                    )
+
+
 def _check_unique(path: Path, keyed: Iterable[tuple[tuple[object, ...], int]]) -> None:
     seen: dict[tuple[object, ...], int] = {}
     for key, line in keyed:
@@ -393,10 +420,12 @@ def read_books(books_dir: Path) -> Books:
     paths = {path.stem: path for path in price_files}
     for name in (FREE_QUOTA, BATCH_PRICING, FX_RATES):
         paths[Path(name).stem] = books_dir / name
+    batch_pricing = read_batch_pricing(books_dir / BATCH_PRICING)
+    check_batch_precision(prices, batch_pricing, books_dir)
     books = Books(
         prices=prices,
         free_quota=read_free_quota(books_dir / FREE_QUOTA),
-        batch_pricing=read_batch_pricing(books_dir / BATCH_PRICING),
+        batch_pricing=batch_pricing,
         fx_rates=read_fx_rates(books_dir / FX_RATES),
         content_hashes={
             name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in paths.items()
