@@ -78,4 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main: under ``python -m`` this file is ``__main__``, whose
+    # UserError is not the ``tokenhub.cli.UserError`` the commands raise.
+    sys.exit(importlib.import_module("tokenhub.cli").main())
