@@ -17,6 +17,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetSpec,
+    AutomationCondition,
     DataVersion,
     Definitions,
     MaterializeResult,
@@ -34,6 +35,9 @@ BOOKS = AssetKey(["rating", "books"])
 RATED_USAGE = AssetKey(["rating", "rated_usage"])
 UNRATED_USAGE = AssetKey(["rating", "unrated_usage"])
 RATING_ADJUSTMENTS = AssetKey(["rating", "rating_adjustments"])
+
+#: Rating follows landing and the books: new raw events or reloaded books mean a rating run.
+RATE_AFTER_LANDING = AutomationCondition.eager()
 
 #: Which asset writes each rating table; any other ``rating.*`` table is a book.
 RATING_PRODUCERS = {
@@ -101,18 +105,21 @@ def books_asset(
             RATED_USAGE,
             deps=[RAW_EVENTS, BOOKS],
             description="One row per rated event with the price book version in force.",
+            automation_condition=RATE_AFTER_LANDING,
             kinds={"duckdb"},
         ),
         AssetSpec(
             UNRATED_USAGE,
             deps=[RAW_EVENTS, BOOKS],
             description="Events that could not be rated, with the reason (never rated at zero).",
+            automation_condition=RATE_AFTER_LANDING,
             kinds={"duckdb"},
         ),
         AssetSpec(
             RATING_ADJUSTMENTS,
             deps=[RAW_EVENTS, BOOKS],
             description="The audit trail of re-rating: old and new amounts and book versions.",
+            automation_condition=RATE_AFTER_LANDING,
             kinds={"duckdb"},
         ),
     ],

@@ -1,7 +1,7 @@
 """Automation: what starts runs without anyone clicking.
 
-- ``kafka_lag_sensor`` lands new events when Kafka holds messages the warehouse has not
-  landed (high watermarks vs ``raw.kafka_offsets``);
+- ``kafka_lag_sensor`` lands and rates new events when Kafka holds messages the warehouse
+  has not landed (high watermarks vs ``raw.kafka_offsets``);
 - ``books_changed_sensor`` reloads the books and re-rates when any file in the books folder
   changes (content hash);
 - ``event_dates_sensor`` re-materialises the partitions new or re-rated usage fell into
@@ -43,7 +43,8 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @sensor(
-    target=AssetSelection.assets(*LANDING),
+    # Landing and rating in one run: landed usage is only useful rated.
+    target=AssetSelection.assets(*LANDING, RATED_USAGE, UNRATED_USAGE, RATING_ADJUSTMENTS),
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
     description="Land new events when Kafka holds messages not landed yet.",
