@@ -14,10 +14,12 @@ group dead letters) and a human-readable ``detail``.
 
 from __future__ import annotations
 
+import operator
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import msgspec
 
@@ -120,6 +122,93 @@ class InvalidEvent(ValueError):
 _decoder = msgspec.json.Decoder(TokenUsageEvent)
 _encoder = msgspec.json.Encoder()
 
+
+# --- the fast path of parse ---------------------------------------------------------------
+# msgspec checks an Id's pattern with one Python-level ``re.search`` per field: 13 of them
+# cost ~80% of a strict decode (profiled: ~4 of ~5 us per event). The fast path decodes into
+# a twin struct without the patterns, checks all Ids at once with two C-level passes over
+# them joined by newlines, and builds the real event (its ``__post_init__`` runs). Anything
+# it does not accept is decoded again strictly, so errors and results are exactly the strict
+# decoder's: the fast path only ever accepts what the strict decoder accepts.
+_META_ATTRS = (
+    "gt", "ge", "lt", "le", "multiple_of", "min_length", "max_length", "tz",
+    "title", "description", "examples", "extra_json_schema", "extra",
+)  # fmt: skip
+
+
+def _without_pattern(tp: Any) -> tuple[Any, bool]:
+    """``tp`` with every ``Meta(pattern=...)`` dropped, and whether it had one."""
+    if get_origin(tp) is Annotated:
+        base, *metas = get_args(tp)
+        had = False
+        kept = []
+        for meta in metas:
+            if isinstance(meta, msgspec.Meta) and meta.pattern is not None:
+                had = True
+                meta = msgspec.Meta(
+                    **{k: getattr(meta, k) for k in _META_ATTRS if getattr(meta, k) is not None}
+                )
+            kept.append(meta)
+        return Annotated[(_without_pattern(base)[0], *kept)], had
+    if get_origin(tp) in (Union, UnionType):
+        parts = [_without_pattern(arg) for arg in get_args(tp)]
+        return Union[tuple(part for part, _ in parts)], any(had for _, had in parts)  # noqa: UP007
+    return tp, False
+
+
+def _unpatterned_twin() -> tuple[type[msgspec.Struct], tuple[str, ...]]:
+    fields: list[Any] = []
+    patterned: list[str] = []
+    for info in msgspec.structs.fields(TokenUsageEvent):
+        tp, had = _without_pattern(info.type)
+        if had:
+            patterned.append(info.name)
+        fields.append((info.name, tp) if info.required else (info.name, tp, info.default))
+    twin = msgspec.defstruct(
+        "_UnpatternedEvent", fields, kw_only=True, frozen=True, forbid_unknown_fields=True
+    )
+    return twin, tuple(patterned)
+
+
+_Twin, _ID_FIELDS = _unpatterned_twin()
+_twin_decoder = msgspec.json.Decoder(_Twin)
+_id_values = operator.attrgetter(*_ID_FIELDS)
+_twin_as_dict = msgspec.structs.asdict
+#: The Id pattern ``^[A-Za-z0-9][A-Za-z0-9._:@/-]*$`` as two checks over newline-joined Ids:
+#: every byte is allowed (deleting the allowed ones leaves nothing) and no Id starts with
+#: punctuation. Non-ASCII encodes to bytes >= 0x80, which are never allowed.
+_ID_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:@/-\n"
+_BAD_ID_START = re.compile(r"\n[^A-Za-z0-9]")
+
+
+def _fast_twin(raw: bytes) -> Any:
+    """The decoded twin if the fast path accepts ``raw`` (Ids included), else None."""
+    try:
+        twin = _twin_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    ids = [*filter(None, _id_values(twin))]  # None: an optional Id left out
+    joined = "\n".join(ids)
+    if (
+        joined.count("\n") != len(ids) - 1  # an Id holding a newline
+        or joined.encode().translate(None, _ID_BYTES)
+        or _BAD_ID_START.search("\n" + joined) is not None
+    ):
+        return None
+    return twin
+
+
+def _fast_decode(raw: bytes) -> TokenUsageEvent | None:
+    """The event if the fast path accepts ``raw``, else None (then decode strictly)."""
+    twin = _fast_twin(raw)
+    if twin is None:
+        return None
+    try:
+        return TokenUsageEvent(**_twin_as_dict(twin))
+    except ValueError:  # a cross-field rule of __post_init__
+        return None
+
+
 # msgspec's messages mapped to stable reason codes, first match wins.
 _REASONS: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), reason)
@@ -157,11 +246,13 @@ def parse(
     """Decode and validate one message; raise :class:`InvalidEvent` if it is not valid."""
     if len(raw) > MAX_EVENT_BYTES:
         raise InvalidEvent("oversized", f"{len(raw)} bytes is over the {MAX_EVENT_BYTES} limit")
-    try:
-        event = _decoder.decode(raw)
-    except msgspec.DecodeError as error:
-        message = str(error)
-        raise InvalidEvent(_reason_for(message), message) from None
+    event = _fast_decode(raw)
+    if event is None:
+        try:
+            event = _decoder.decode(raw)
+        except msgspec.DecodeError as error:
+            message = str(error)
+            raise InvalidEvent(_reason_for(message), message) from None
     check_time(event.occurred_at, now=now, max_future_skew=max_future_skew)
     return event
 
@@ -195,6 +286,32 @@ def encode(event: TokenUsageEvent) -> bytes:
 
 
 _ZERO = timedelta(0)
+
+
+def encode_checked(
+    event: TokenUsageEvent,
+    *,
+    now: datetime | None = None,
+    max_future_skew: timedelta = timedelta(minutes=15),
+) -> bytes:
+    """The wire form of ``event`` after checking every rule :func:`parse` checks.
+
+    Raises :class:`InvalidEvent` exactly when ``parse(encode(event))`` would (a struct built
+    in code skipped validation), but without building a second event: the producer's path.
+    """
+    payload = encode(event)
+    twin = _fast_twin(payload) if len(payload) <= MAX_EVENT_BYTES else None
+    if twin is not None:
+        try:
+            TokenUsageEvent.__post_init__(twin)  # the cross-field rules, on the decoded values
+        except ValueError:
+            twin = None
+    if twin is None:
+        # Not accepted by the fast path: the strict parser raises its exact error.
+        parse(payload, now=now, max_future_skew=max_future_skew)
+    else:
+        check_time(twin.occurred_at, now=now, max_future_skew=max_future_skew)
+    return payload
 
 
 def to_dict(event: TokenUsageEvent) -> dict[str, Any]:
