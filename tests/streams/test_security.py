@@ -294,16 +294,6 @@ def test_cli_with_unreachable_broker_does_not_print_the_password(
     assert_no_secret(result.stdout, result.stderr)
 
 
-def test_zz_broker_files_hold_no_password(scram_broker: LocalKafka) -> None:
-    # The broker stores salted SCRAM hashes, never the password: not in its properties, its
-    # log, or its metadata log.
-    for path in scram_broker.dir.rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            for secret in SECRETS:
-                assert secret.encode() not in data, f"password found in {path}"
-
-
 def _listening_addresses(port: int) -> set[str]:
     """Local IPv4 addresses with a socket listening on ``port`` (from /proc/net/tcp)."""
     found: set[str] = set()
@@ -358,3 +348,43 @@ def orjson_dumps(event: dict[str, Any]) -> bytes:
     import orjson
 
     return orjson.dumps(event)
+
+
+def test_loader_lands_from_a_scram_cluster_and_never_prints_the_password(
+    scram_broker: LocalKafka, tmp_path: Path
+) -> None:
+    import duckdb
+
+    from streams.topics import TopicSpec
+
+    topic = f"test.sec.land.{uuid.uuid4().hex[:8]}"
+    scram_broker.create_topics([TopicSpec(topic, partitions=2)])
+    settings = scram_settings(scram_broker, RIGHT_PASSWORD, home=tmp_path)
+    with TokenUsageProducer(settings, topic=topic) as producer:
+        for _ in range(3):
+            producer.send(valid_event())
+        producer.send_raw(b"tenant-sec", b"{not json")
+    env = {**scram_env(scram_broker, RIGHT_PASSWORD), "TOKENHUB_HOME": str(tmp_path)}
+    landed = _run_cli("land", "--topic", topic, env=env)
+    assert landed.returncode == 0, landed.stderr
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        assert con.execute("select count(*) from raw.token_usage_events").fetchone() == (3,)
+        assert con.execute("select reason from raw.quarantine").fetchall() == [("malformed_json",)]
+
+    refused = _run_cli(
+        "land", "--topic", topic, env={**env, "TOKENHUB_SASL_PASSWORD": WRONG_PASSWORD}
+    )
+    assert refused.returncode != 0
+    assert "Traceback" not in refused.stderr
+    assert_no_secret(landed.stdout, landed.stderr, refused.stdout, refused.stderr)
+
+
+# Last in the module (tests run in file order): after every other test used the broker.
+def test_zz_broker_files_hold_no_password(scram_broker: LocalKafka) -> None:
+    # The broker stores salted SCRAM hashes, never the password: not in its properties, its
+    # log, or its metadata log.
+    for path in scram_broker.dir.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for secret in SECRETS:
+                assert secret.encode() not in data, f"password found in {path}"
