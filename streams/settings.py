@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     landing_lag_bound_seconds: int = Field(
         default=900, description="Freshness check: newest landed event at most this old."
     )
+    loader_crash_after_rows: int | None = Field(
+        default=None,
+        description="Fault injection for tests: the loader SIGKILLs itself inside the batch "
+        "transaction (rows inserted, not committed) once it has inserted this many rows.",
+    )
 
     # --- Event contract ------------------------------------------------------------------
     max_future_skew_seconds: int = Field(

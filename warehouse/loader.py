@@ -19,17 +19,18 @@ Writes are in bulk: each batch becomes Python column lists, one Arrow table, and
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 import duckdb
-import msgspec
 import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
@@ -209,14 +210,25 @@ def _decode_key(key: bytes | None) -> str | None:
     return None if key is None else key.decode("utf-8", errors="replace")
 
 
-def _columns(messages: list[Any], now: datetime, skew: timedelta) -> _Batch:
-    """Parse every message (the one contract) and split them into column lists."""
+@dataclass
+class _Batch:
+    """One batch, parsed: new-in-batch events, repeats within it, invalid messages."""
+
+    events: list[events.TokenUsageEvent] = field(default_factory=list)
+    partitions: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    redeliveries: list[tuple[str, int, int]] = field(default_factory=list)
+    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+def _parse_all(messages: list[Any], now: datetime, skew: timedelta) -> _Batch:
+    """Parse every message (the one contract) and sort it: new event, repeat or invalid."""
     batch = _Batch()
     seen: set[str] = set()
-    astuple = msgspec.structs.astuple
+    # Local names: this loop runs once per message and is the loader's hot path.
     parse = events.parse
     invalid_event = events.InvalidEvent
-    rows = batch.event_rows
+    new_events, partitions, offsets = batch.events, batch.partitions, batch.offsets
     for message in messages:
         value = message.value()
         try:
@@ -233,25 +245,38 @@ def _columns(messages: list[Any], now: datetime, skew: timedelta) -> _Batch:
                 )
             )
             continue
-        if event.event_id in seen:
-            batch.redeliveries.append((event.event_id, message.partition(), message.offset()))
+        event_id = event.event_id
+        if event_id in seen:
+            batch.redeliveries.append((event_id, message.partition(), message.offset()))
             continue
-        seen.add(event.event_id)
-        rows.append((*astuple(event), message.partition(), message.offset()))
+        seen.add(event_id)
+        new_events.append(event)
+        partitions.append(message.partition())
+        offsets.append(message.offset())
     return batch
 
 
-@dataclass
-class _Batch:
-    """One batch, parsed: new-in-batch event rows, repeats within it, invalid messages."""
+_FIELD_GETTERS = tuple(attrgetter(name) for name in _EVENT_FIELDS)
 
-    event_rows: list[tuple[Any, ...]] = field(default_factory=list)
-    redeliveries: list[tuple[str, int, int]] = field(default_factory=list)
-    quarantine: list[tuple[Any, ...]] = field(default_factory=list)
+
+def _event_table(batch: _Batch) -> pa.Table:
+    """The batch's new events as one Arrow table, one column at a time.
+
+    ``map(attrgetter)`` gathers a column in C; transposing row tuples with ``zip(*rows)``
+    cost more than parsing the messages.
+    """
+    structs = batch.events
+    columns = [
+        pa.array(list(map(getter, structs)), type=_EVENT_SCHEMA.field(i).type)
+        for i, getter in enumerate(_FIELD_GETTERS)
+    ]
+    columns.append(pa.array(batch.partitions, pa.int32()))
+    columns.append(pa.array(batch.offsets, pa.int64()))
+    return pa.Table.from_arrays(columns, schema=_EVENT_SCHEMA)
 
 
 def _arrow(rows: list[tuple[Any, ...]], schema: pa.Schema) -> pa.Table:
-    """Row tuples -> one Arrow table (transposed to columns in C via ``zip``)."""
+    """Row tuples -> one Arrow table (for the small tables: repeats and invalid messages)."""
     if not rows:
         return schema.empty_table()
     columns = list(zip(*rows, strict=True))
@@ -279,9 +304,9 @@ def prepare_batch(
     max_future_skew: timedelta = timedelta(minutes=15),
 ) -> PreparedBatch:
     """Parse ``messages`` (the one contract) into Arrow tables: the Python half of a batch."""
-    batch = _columns(messages, now or datetime.now(UTC), max_future_skew)
+    batch = _parse_all(messages, now or datetime.now(UTC), max_future_skew)
     return PreparedBatch(
-        events=_arrow(batch.event_rows, _EVENT_SCHEMA),
+        events=_event_table(batch),
         repeats=_arrow(batch.redeliveries, _REDELIVERY_SCHEMA),
         invalid=_arrow(batch.quarantine, _QUARANTINE_SCHEMA),
         offsets=pa.table(
@@ -299,8 +324,13 @@ def write_batch(
     batch: PreparedBatch,
     *,
     group: str = CONSUMER_GROUP,
+    before_commit: Callable[[int], None] | None = None,
 ) -> LandingResult:
-    """Write a prepared batch and its next offsets in one DuckDB transaction."""
+    """Write a prepared batch and its next offsets in one DuckDB transaction.
+
+    ``before_commit`` (fault injection) is called with the number of new rows inserted, after
+    every insert and before the commit.
+    """
     tables = {
         "batch_events": batch.events,
         "batch_repeats": batch.repeats,
@@ -355,6 +385,8 @@ def write_batch(
             """,
             [group, topic],
         )
+        if before_commit is not None:
+            before_commit(int(inserted[0]) if inserted else 0)
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
@@ -379,15 +411,29 @@ class _Writer:
     while the previous one is written. At most one batch waits: memory stays bounded.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, topic: str) -> None:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        topic: str,
+        group: str,
+        before_commit: Callable[[int], None] | None = None,
+    ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenhub-land")
-        self._con, self._topic = con, topic
+        self._con, self._topic, self._group = con, topic, group
+        self._before_commit = before_commit
         self._pending: Future[LandingResult] | None = None
         self.total = LandingResult()
 
     def submit(self, batch: PreparedBatch) -> None:
         self.wait()
-        self._pending = self._pool.submit(write_batch, self._con, self._topic, batch)
+        self._pending = self._pool.submit(
+            write_batch,
+            self._con,
+            self._topic,
+            batch,
+            group=self._group,
+            before_commit=self._before_commit,
+        )
 
     def wait(self) -> None:
         """Block until the batch in flight is committed (re-raises its error)."""
@@ -402,11 +448,11 @@ class _Writer:
             self._pool.shutdown(wait=True)
 
 
-def _consumer(settings: Settings) -> Consumer:
+def _consumer(settings: Settings, group: str) -> Consumer:
     return Consumer(
         settings.librdkafka(
             **{
-                "group.id": CONSUMER_GROUP,
+                "group.id": group,
                 # The offsets live in DuckDB, committed with the rows; Kafka's are not used.
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
@@ -456,23 +502,47 @@ def _stop_on_signals(enabled: bool) -> Iterator[threading.Event]:
             signal.signal(sig, handler)
 
 
+def _crash_hook(settings: Settings) -> Callable[[int], None] | None:
+    """SIGKILL this process mid-transaction once ``loader_crash_after_rows`` rows went in.
+
+    A fault injection for tests (``TOKENHUB_LOADER_CRASH_AFTER_ROWS``): a real crash at the
+    worst moment, rows inserted and offsets written but not committed.
+    """
+    limit = settings.loader_crash_after_rows
+    if limit is None:
+        return None
+    inserted_so_far = 0
+
+    def crash_when_due(inserted: int) -> None:
+        nonlocal inserted_so_far
+        inserted_so_far += inserted
+        if inserted_so_far >= limit:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash_when_due
+
+
 def land(
     settings: Settings,
     *,
     follow: bool = False,
     max_batches: int | None = None,
     topic: str = EVENTS.name,
+    group_id: str = CONSUMER_GROUP,
     progress: bool = False,
     con: duckdb.DuckDBPyConnection | None = None,
     batch_size: int = BATCH_SIZE,
+    idle_timeout: float = IDLE_LIMIT_SECONDS,
     metadata_timeout: float = 10.0,
 ) -> LandingResult:
     """Land the events topic into ``raw.*`` exactly once; see the module docstring.
 
-    Without ``follow``, stops once every partition reached the high watermark seen at start;
-    with it, runs until SIGINT/SIGTERM (the batch in flight commits first). ``max_batches``
-    stops earlier. ``con`` is an open writer connection (default: open the warehouse file).
-    An unreachable broker raises :class:`streams.broker.BrokerError` after ``metadata_timeout``.
+    Without ``follow``, stops once every partition reached the high watermark seen at start
+    (or after ``idle_timeout`` seconds without a message); with it, runs until SIGINT/SIGTERM
+    (the batch in flight commits first). ``max_batches`` stops earlier. ``group_id`` names
+    the offsets kept in ``raw.kafka_offsets`` (one loader per warehouse file needs no other).
+    ``con`` is an open writer connection (default: open the warehouse file). An unreachable
+    broker raises :class:`streams.broker.BrokerError` after ``metadata_timeout``.
     """
     # The handlers go in first: a stop request during start-up is honoured, not fatal.
     with _stop_on_signals(follow) as stop:
@@ -482,9 +552,11 @@ def land(
             follow=follow,
             max_batches=max_batches,
             topic=topic,
+            group_id=group_id,
             progress=progress,
             con=con,
             batch_size=batch_size,
+            idle_timeout=idle_timeout,
             metadata_timeout=metadata_timeout,
         )
 
@@ -496,16 +568,18 @@ def _land(
     follow: bool = False,
     max_batches: int | None = None,
     topic: str = EVENTS.name,
+    group_id: str = CONSUMER_GROUP,
     progress: bool = False,
     con: duckdb.DuckDBPyConnection | None = None,
     batch_size: int = BATCH_SIZE,
+    idle_timeout: float = IDLE_LIMIT_SECONDS,
     metadata_timeout: float = 10.0,
 ) -> LandingResult:
     """:func:`land`, with ``stop`` set by the signal handlers."""
     from tqdm import tqdm
 
     started = time.perf_counter()
-    consumer = _consumer(settings)
+    consumer = _consumer(settings, group_id)
     own_connection = con is None
     writer: _Writer | None = None
     try:
@@ -513,7 +587,7 @@ def _land(
         if con is None:
             con = db.connect(settings.warehouse_path)
         ensure_raw_tables(con)
-        stored = stored_offsets(con, topic)
+        stored = stored_offsets(con, topic, group_id)
         positions: dict[int, int] = {}
         targets: dict[int, int] = {}
         for partition in partitions:
@@ -525,7 +599,7 @@ def _land(
         )
         remaining = sum(max(0, targets[p] - positions[p]) for p in partitions)
         skew = timedelta(seconds=settings.max_future_skew_seconds)
-        writer = _Writer(con, topic)
+        writer = _Writer(con, topic, group_id, _crash_hook(settings))
         batches = 0
         bar = tqdm(
             total=None if follow else remaining,
@@ -552,7 +626,7 @@ def _land(
                     good.append(message)
                 if not good:
                     writer.wait()  # nothing new: commit what is in flight now
-                    if not follow and time.monotonic() - idle_since > IDLE_LIMIT_SECONDS:
+                    if not follow and time.monotonic() - idle_since > idle_timeout:
                         break
                     continue
                 idle_since = time.monotonic()

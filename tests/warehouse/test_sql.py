@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from streams.app_runner import settings_env
 from streams.settings import Settings, get_settings
+from tests.warehouse.test_loader import wait_until_writing
 from tokenhub.cli import main
 from warehouse import db
 from warehouse.publish import publish
@@ -158,26 +158,21 @@ def test_analysts_query_the_published_marts_while_landing_holds_the_writer(
     unique_topic: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     _build_marts(tmp_home)
     publish(tmp_home)
     env = {**os.environ, **settings_env(tmp_home)}
+    log = tmp_path / "loader.log"
     landing = subprocess.Popen(
         [sys.executable, "-m", "tokenhub.cli", "land", "--follow", "--topic", unique_topic],
         env=env,
         cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:  # until the loader holds the writer's file
-            try:
-                duckdb.connect(str(tmp_home.warehouse_path), read_only=True).close()
-            except duckdb.IOException:
-                break
-            assert time.monotonic() < deadline and landing.poll() is None
-            time.sleep(0.2)
+        wait_until_writing(landing, tmp_home.warehouse_path, log)
 
         monkeypatch.setenv("TOKENHUB_HOME", str(tmp_home.home))
         get_settings.cache_clear()
@@ -189,5 +184,5 @@ def test_analysts_query_the_published_marts_while_landing_holds_the_writer(
         assert code == 2 and "published" in err and err.count("\n") == 1
     finally:
         landing.terminate()
-        assert landing.wait(timeout=30) == 0
+        assert landing.wait(timeout=30) == 0, log.read_text()[-2000:]
         get_settings.cache_clear()
