@@ -22,6 +22,7 @@ import json
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -238,7 +239,15 @@ def markdown_table(rows: Iterable[Mapping[str, Any]] | Any, limit: int = 20) -> 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    text = f"{value:,}" if isinstance(value, int) else str(value)
+    if isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, int):
+        text = f"{value:,}"
+    elif isinstance(value, Decimal):
+        # Exact, without trailing zeros or exponents (DECIMAL(38, 12) zero prints as 0E-12).
+        text = f"{value.normalize():,f}" if value else "0"
+    else:
+        text = str(value)
     return text.replace("|", "\\|")
 
 

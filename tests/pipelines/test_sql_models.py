@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -113,5 +114,7 @@ def test_markdown_table_escapes_pipes_and_limits_rows() -> None:
     table = markdown_table([{"a": "x|y", "b": 1234}, {"a": None, "b": 2}], limit=1)
     assert table.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 1,234 |"]
     assert markdown_table([]) == "_no rows_"
+    money = markdown_table([{"amount": Decimal("0E-12"), "other": Decimal("1234.500000000000")}])
+    assert money.splitlines()[-1] == "| 0 | 1,234.5 |"
     with duckdb.connect() as con:
         assert "| 1 |" in markdown_table(con.sql("select 1 as n").pl())
