@@ -9,8 +9,8 @@ The producer is idempotent (``enable.idempotence``: broker-side de-duplication o
 retries), waits for all in-sync replicas (``acks=all``), batches and compresses, and keys
 every event by ``tenant_id`` with the murmur2 partitioner that Java and Faust clients use, so
 a tenant's events land on the same partition whoever produced them. Delivery reports reach
-the caller through ``on_delivery`` and the ``delivered``/``failed`` counters; ``flush`` and
-``close`` raise :class:`DeliveryFailed` if any event could not be delivered.
+the caller through ``on_delivery`` and the ``delivered``/``failed`` counters (up to date after
+``poll`` and ``flush``); ``flush`` and ``close`` raise :class:`DeliveryFailed` if any event could not be delivered.
 """
 
 from __future__ import annotations
@@ -89,11 +89,16 @@ class TokenUsageProducer:
         self.stats = DeliveryStats()
         self._on_delivery = on_delivery
         self._max_future_skew = timedelta(seconds=self.settings.max_future_skew_seconds)
+        # Without a caller's callback only failures need a report: librdkafka then skips one
+        # Python call per event (profiled: ~15% of send), and ``delivered`` is counted as
+        # queued - failed - still outstanding.
+        self._count_outstanding = on_delivery is None
+        quiet = {"delivery.report.only.error": True} if self._count_outstanding else {}
         self._producer = Producer(
-            self.settings.librdkafka(**{**PRODUCER_DEFAULTS, **(config or {})})
+            self.settings.librdkafka(**{**PRODUCER_DEFAULTS, **quiet, **(config or {})})
         )
         self._produce = self._producer.produce
-        self._unpolled = 0
+        self._queued = 0
 
     # --- sending --------------------------------------------------------------------------
     def send(self, event: events.TokenUsageEvent | Mapping[str, Any]) -> None:
@@ -123,10 +128,9 @@ class TokenUsageProducer:
                     continue
         # Serving reports costs a call into librdkafka; once per _POLL_EVERY sends keeps the
         # report queue short (profiled: polling after every send was ~25% of send_raw).
-        self._unpolled += 1
-        if self._unpolled >= _POLL_EVERY:
-            self._unpolled = 0
-            self._producer.poll(0)
+        self._queued += 1
+        if self._queued % _POLL_EVERY == 0:
+            self.poll(0)
 
     def _report(self, error: KafkaError | None, message: Message) -> None:
         if error is None:
@@ -142,13 +146,20 @@ class TokenUsageProducer:
 
     # --- completion -----------------------------------------------------------------------
     def poll(self, timeout: float = 0) -> int:
-        """Serve pending delivery reports."""
+        """Serve pending delivery reports (and bring ``stats`` up to date)."""
         served: int = self._producer.poll(timeout)
+        self._count_delivered()
         return served
+
+    def _count_delivered(self) -> None:
+        if self._count_outstanding:
+            outstanding = len(self._producer)  # queued, in flight, or reports not yet served
+            self.stats.delivered = self._queued - self.stats.failed - outstanding
 
     def flush(self, timeout: float = 60.0) -> None:
         """Wait for every queued event; raise :class:`DeliveryFailed` if any failed."""
         remaining = self._producer.flush(timeout)
+        self._count_delivered()
         if remaining:
             raise DeliveryFailed(
                 [
