@@ -7,6 +7,10 @@ Dagster runs hold the writer file for long stretches, so analysts query a copy i
 to ``settings.published_path`` and swaps it in with ``os.replace`` (atomic on POSIX). A
 reader sees the old copy or the new one, never a half-written file; one that has the old copy
 open keeps reading it until it reconnects.
+
+Next to the marts the copy holds schema ``landing``, computed from ``raw.*`` at publication
+(so it is there before any mart is built): ``landing.publication`` (one row: when the copy was
+made and how much had landed by then) and ``landing.quarantine_by_reason``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,31 @@ from warehouse import db
 
 #: The schemas copied into the published file.
 PUBLISHED_SCHEMAS = ("marts",)
+#: The landing summaries written into the published file: (table, select over ``raw.*``).
+LANDING_SUMMARIES = (
+    (
+        "publication",
+        """
+        select
+            current_timestamp as published_at,
+            (select count(*) from raw.token_usage_events) as events_landed,
+            (select count(*) from raw.redeliveries) as redeliveries,
+            (select count(*) from raw.quarantine) as quarantined,
+            (select max(landed_at) from raw.token_usage_events) as last_landed_at,
+            (select max(occurred_at) from raw.token_usage_events) as newest_occurred_at
+        """,
+    ),
+    (
+        "quarantine_by_reason",
+        """
+        select kafka_topic, reason, count(*) as messages,
+            min(landed_at) as first_landed_at, max(landed_at) as last_landed_at
+        from raw.quarantine
+        group by all
+        order by messages desc, reason
+        """,
+    ),
+)
 _ALIAS = "tokenhub_publish"
 
 
@@ -60,15 +89,21 @@ def publish(settings: Settings, con: duckdb.DuckDBPyConnection | None = None) ->
     for leftover in (temporary, temporary.with_name(temporary.name + ".wal")):
         leftover.unlink(missing_ok=True)  # from a publisher killed mid-copy
     relations = published_relations(con)
+    # Imported here: the loader pulls in confluent-kafka, which publishing does not need.
+    from warehouse.loader import ensure_raw_tables
+
+    ensure_raw_tables(con)  # a warehouse with marts but nothing landed yet
     con.execute(f"attach '{temporary}' as {_ALIAS}")
     try:
-        for schema in PUBLISHED_SCHEMAS:
+        for schema in (*PUBLISHED_SCHEMAS, "landing"):
             con.execute(f"create schema {_ALIAS}.{schema}")
         for schema, name in relations:
             # Views become tables too: the copy must not depend on the writer's raw tables.
             con.execute(
                 f'create table {_ALIAS}.{schema}."{name}" as select * from {schema}."{name}"'
             )
+        for name, query in LANDING_SUMMARIES:
+            con.execute(f"create table {_ALIAS}.landing.{name} as {query}")
         con.execute(f"checkpoint {_ALIAS}")
     finally:
         con.execute(f"detach {_ALIAS}")

@@ -21,6 +21,7 @@ from streams.settings import Settings, get_settings
 from tests.warehouse.test_loader import wait_until_writing
 from tokenhub.cli import main
 from warehouse import db
+from warehouse.loader import ensure_raw_tables
 from warehouse.publish import publish
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,7 +67,12 @@ def test_publish_copies_the_marts_only_and_swaps_atomically(home: Settings) -> N
     tables = reader.execute(
         "select table_schema || '.' || table_name from information_schema.tables order by 1"
     ).fetchall()
-    assert tables == [("marts.fct_revenue_daily",), ("marts.rpt_top",)]
+    assert tables == [
+        ("landing.publication",),
+        ("landing.quarantine_by_reason",),
+        ("marts.fct_revenue_daily",),
+        ("marts.rpt_top",),
+    ]
 
     _build_marts(home, amount="1")
     publish(home)
@@ -87,6 +93,28 @@ def test_publish_copies_the_marts_only_and_swaps_atomically(home: Settings) -> N
         "published.duckdb",
         "tokenhub.duckdb",
     ]
+
+
+def test_publish_summarises_landing_even_before_any_mart(home: Settings) -> None:
+    with db.connect(home.warehouse_path) as con:
+        ensure_raw_tables(con)
+        con.execute(
+            "insert into raw.quarantine (kafka_topic, reason, payload, landed_at) "
+            "select 'events', reason, 'x'::blob, now() "
+            "from (values ('malformed_json'), ('malformed_json'), ('missing_field')) as t(reason)"
+        )
+        con.execute("insert into raw.redeliveries (event_id) values ('e-1')")
+
+    with duckdb.connect(str(publish(home)), read_only=True) as reader:
+        by_reason = reader.execute(
+            "select reason, messages from landing.quarantine_by_reason"
+        ).fetchall()
+        publication = reader.execute(
+            "select events_landed, redeliveries, quarantined, published_at is not null "
+            "from landing.publication"
+        ).fetchall()
+    assert by_reason == [("malformed_json", 2), ("missing_field", 1)]
+    assert publication == [(0, 1, 3, True)]
 
 
 def test_sql_prints_each_format(
