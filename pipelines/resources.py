@@ -85,6 +85,7 @@ class KafkaResource(ConfigurableResource):
     )
 
     def settings_overrides(self) -> dict[str, Any]:
+        """Settings fields this resource sets; a missing password is read by ``Settings()``."""
         overrides: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers,
             "security_protocol": self.security_protocol,
@@ -216,9 +217,10 @@ def resources_for(env: str | None = None, settings: Settings | None = None) -> M
             security_protocol=settings.security_protocol,
             sasl_mechanism=settings.sasl_mechanism,
             sasl_username=settings.sasl_username,
-            sasl_password=(
-                settings.sasl_password.get_secret_value() if settings.sasl_password else None
-            ),
+            # Never the password's value: Dagster shows resource config in the UI. Given as an
+            # EnvVar when set in the environment; otherwise Settings() reads it (env or .env)
+            # when a client is configured (see settings_overrides).
+            **_optional_env(sasl_password="TOKENHUB_SASL_PASSWORD"),
             ssl_ca_location=str(settings.ssl_ca_location) if settings.ssl_ca_location else None,
             late_event_allowance_seconds=settings.late_event_allowance_seconds,
         ),
