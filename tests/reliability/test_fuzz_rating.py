@@ -191,13 +191,6 @@ def test_random_books_and_events_rate_exactly_never_negative_never_zero_when_unk
         assert rating.currency == "CNY"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="price_events.sql casts the batch unit price (per-token price x batch ratio) to 12 "
-    "decimals, so a price the book validator accepts (exactly 12 decimals per token) is rated "
-    "inexactly in batch mode; fix: warehouse/pricing/books.py read_books should refuse a price "
-    "whose per-token batch price needs more than 12 decimals (or rate it exactly)",
-)
 def test_a_price_at_the_books_precision_limit_rates_exactly_in_batch_or_is_refused(
     tmp_path: Path,
 ) -> None:

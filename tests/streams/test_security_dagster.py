@@ -46,14 +46,6 @@ def test_deployed_resources_show_the_password_as_an_env_var(
     assert MARKER not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pipelines/resources.py resources_for('local') passes "
-    "settings.sasl_password.get_secret_value() as a plain KafkaResource value, so the password "
-    "is in the repository snapshot the Dagster UI shows; fix: pass "
-    "EnvVar('TOKENHUB_SASL_PASSWORD') when it is set (as 'deployed' does), or drop "
-    "sasl_password from KafkaResource and let Settings() read it from the environment",
-)
 def test_local_resources_never_show_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SASL_ENV.items():
         monkeypatch.setenv(name, value)
