@@ -9,18 +9,87 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
+import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from streams import events
 from streams.app_runner import settings_env
 from streams.producer import TokenUsageProducer
 from streams.settings import Settings
-from streams.simulate import FaultRates, expected_invalid, ground_truth, read_jsonl, run
-from warehouse.loader import land
+from streams.simulate import FaultRates, expected_invalid, generate, ground_truth, read_jsonl, run
+from warehouse.loader import land, prepare_batch
 
-pytestmark = pytest.mark.integration
+_NOW = datetime(2026, 11, 1, tzinfo=UTC)
+#: A few valid payloads with distinct event_ids, and bytes the contract refuses.
+_VALID = [m.value for m in generate(seed=5, events=4, now=_NOW)]
+_INVALID = [b"", b"{", b"[]", b'{"event_id": 1}', b"\xff\xfe", b"x" * 20_000]
+
+
+class _Message(NamedTuple):
+    """The part of ``confluent_kafka.Message`` the loader reads."""
+
+    payload: bytes
+    partition_number: int
+    offset_number: int
+    message_key: bytes | None = b"tenant"
+
+    def value(self) -> bytes:
+        return self.payload
+
+    def key(self) -> bytes | None:
+        return self.message_key
+
+    def partition(self) -> int:
+        return self.partition_number
+
+    def offset(self) -> int:
+        return self.offset_number
+
+
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(_VALID), st.sampled_from(_INVALID), st.binary(max_size=40)),
+        max_size=40,
+    )
+)
+def test_a_batch_is_split_into_first_deliveries_repeats_and_invalid(
+    payloads: list[bytes],
+) -> None:
+    messages = [_Message(payload, index % 3, index) for index, payload in enumerate(payloads)]
+    batch = prepare_batch(messages, {}, now=_NOW)
+
+    first_seen: dict[str, int] = {}
+    repeats, invalid = [], []
+    for message in messages:
+        try:
+            event_id = events.parse(message.payload, now=_NOW).event_id
+        except events.InvalidEvent as error:
+            invalid.append((message.offset_number, message.payload, error.reason))
+            continue
+        if event_id in first_seen:
+            repeats.append((event_id, message.offset_number))
+        else:
+            first_seen[event_id] = message.offset_number
+    landed = batch.events.select(["event_id", "kafka_offset"]).to_pylist()
+    assert [(row["event_id"], row["kafka_offset"]) for row in landed] == list(first_seen.items())
+    repeated = batch.repeats.select(["event_id", "kafka_offset"]).to_pylist()
+    assert [(row["event_id"], row["kafka_offset"]) for row in repeated] == repeats
+    quarantined = batch.invalid.select(["kafka_offset", "payload", "reason"]).to_pylist()
+    assert [(row["kafka_offset"], row["payload"], row["reason"]) for row in quarantined] == invalid
+    assert batch.events.num_rows + batch.repeats.num_rows + batch.invalid.num_rows == len(payloads)
+    # Every column holds exactly what the contract parsed (name, order, type, nulls).
+    by_id = {events.parse(p, now=_NOW).event_id: p for p in _VALID}
+    for row in batch.events.to_pylist():
+        parsed = msgspec.structs.asdict(events.parse(by_id[row["event_id"]], now=_NOW))
+        assert {name: row[name] for name in parsed} == parsed
+
 
 FAULTS = FaultRates(duplicates=0.03, malformed=0.01, invalid=0.01, late=0.01, out_of_order=0.01)
 REPO = Path(__file__).resolve().parents[2]
@@ -71,6 +140,7 @@ def _assert_matches_truth(settings: Settings, stream: Path) -> None:
         assert redeliveries[0] == messages - len(truth) - len(invalid)
 
 
+@pytest.mark.integration
 def test_lands_the_stream_exactly_as_the_ground_truth(
     tmp_home: Settings, unique_topic: str, tmp_path: Path
 ) -> None:
@@ -98,6 +168,7 @@ def test_lands_the_stream_exactly_as_the_ground_truth(
     _assert_matches_truth(tmp_home, stream)
 
 
+@pytest.mark.integration
 def test_a_redelivery_days_later_lands_once(
     tmp_home: Settings, unique_topic: str, tmp_path: Path
 ) -> None:
@@ -128,6 +199,7 @@ def test_a_redelivery_days_later_lands_once(
         ).fetchone() == (1,)
 
 
+@pytest.mark.integration
 def test_max_batches_stops_early_and_resumes_where_it_stopped(
     tmp_home: Settings, unique_topic: str, tmp_path: Path
 ) -> None:
@@ -142,6 +214,7 @@ def test_max_batches_stops_early_and_resumes_where_it_stopped(
     _assert_matches_truth(tmp_home, stream)
 
 
+@pytest.mark.integration
 def test_an_unreachable_broker_is_one_clear_error(tmp_path: Path) -> None:
     from streams.broker import BrokerError
 
@@ -226,6 +299,7 @@ def _loader_process(settings: Settings, topic: str, log: Path) -> subprocess.Pop
     )  # fmt: skip
 
 
+@pytest.mark.integration
 def test_a_loader_killed_at_random_moments_loses_and_repeats_nothing(
     tmp_home: Settings, unique_topic: str, tmp_path: Path
 ) -> None:
@@ -282,6 +356,7 @@ def test_a_loader_killed_at_random_moments_loses_and_repeats_nothing(
     _assert_matches_truth(tmp_home, stream)
 
 
+@pytest.mark.integration
 def test_a_crash_inside_the_batch_transaction_commits_nothing_of_it(
     tmp_home: Settings, unique_topic: str, tmp_path: Path
 ) -> None:
