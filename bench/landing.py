@@ -71,7 +71,7 @@ def naive_rate(broker: LocalKafka, topic: str, home: Path, sample: int) -> float
             if message is None or message.error():
                 continue
             start = start or time.perf_counter()  # the first message ends the group join
-            event = events.parse(message.value())
+            event = events.parse(message.value() or b"")
             row = [getattr(event, name) for name in _EVENT_FIELDS]
             row += [topic, message.partition(), message.offset(), datetime.now(UTC)]
             con.execute(insert, row)
