@@ -316,7 +316,9 @@ def _sql_asset(
         group_name=group_name,
         description=description,
         partitions_def=event_date_partitions if partitioned else None,
-        backfill_policy=BackfillPolicy.single_run() if partitioned else None,
+        # Single run for every SQL asset: a range backfill (UI, CLI) is one run, and a range
+        # may include the whole-table marts downstream.
+        backfill_policy=BackfillPolicy.single_run(),
         automation_condition=MART_AUTOMATION,
         kinds={"duckdb", "sql"},
         metadata={

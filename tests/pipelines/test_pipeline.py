@@ -489,6 +489,51 @@ def test_late_events_rematerialise_the_partitions_they_touch(
             assert differing == 0, relation
 
 
+def test_a_backfill_from_the_cli_replaces_a_range_in_one_run(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The README's command: every mart downstream of the rated usage, over a range."""
+    _copy(pipeline, tmp_path)
+    dagster_home = tmp_path / "dagster"
+    write_instance_config(dagster_home)
+    first, last = pipeline.result.event_dates[0], pipeline.result.event_dates[-1]
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "TOKENHUB_HOME": str(tmp_path),
+        "TOKENHUB_BOOTSTRAP_SERVERS": pipeline.settings.bootstrap,
+    }
+    completed = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "pipelines.definitions",
+            "--select",
+            'key:"marts/fct_usage_rated"+',
+            "--partition-range",
+            f"{first}...{last}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    instance = DagsterInstance.from_config(str(dagster_home))
+    try:
+        assert len(instance.get_runs()) == 1
+        event = instance.get_latest_materialization_event(AssetKey(["marts", "fct_layer_margin"]))
+        assert event is not None and event.asset_materialization is not None
+        written = event.asset_materialization.metadata["written as"].value
+        assert written == f"{len(pipeline.result.event_dates)} event date(s) replaced"
+        swarms = instance.get_latest_materialization_event(AssetKey(["marts", "fct_swarm"]))
+        assert swarms is not None  # the whole-table marts downstream, rebuilt in the same run
+    finally:
+        instance.dispose()
+
+
 # --- the UI ----------------------------------------------------------------------------------
 
 
