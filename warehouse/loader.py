@@ -149,6 +149,18 @@ _QUARANTINE_SCHEMA = pa.schema(
 _EVENT_COLUMNS = ", ".join(_EVENT_FIELDS)
 
 
+class WarehouseWriteError(RuntimeError):
+    """The warehouse file could not be opened or written: disk full, read-only, or held.
+
+    Nothing of the failed batch was kept (rows and offsets commit together), so running the
+    loader again once the cause is fixed resumes exactly where it stopped.
+    """
+
+
+#: DuckDB errors of the storage and the transaction, not of the SQL: the operator's to fix.
+_STORAGE_ERRORS = (duckdb.IOException, duckdb.FatalException, duckdb.TransactionException)
+
+
 @dataclass
 class LandingResult:
     """What one :func:`land` run did."""
@@ -389,7 +401,9 @@ def write_batch(
             before_commit(int(inserted[0]) if inserted else 0)
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        # A failed commit has already ended the transaction; its own error is the one to see.
+        with contextlib.suppress(duckdb.Error):
+            con.execute("rollback")
         raise
     finally:
         for name in tables:
@@ -546,19 +560,28 @@ def land(
     """
     # The handlers go in first: a stop request during start-up is honoured, not fatal.
     with _stop_on_signals(follow) as stop:
-        return _land(
-            settings,
-            stop,
-            follow=follow,
-            max_batches=max_batches,
-            topic=topic,
-            group_id=group_id,
-            progress=progress,
-            con=con,
-            batch_size=batch_size,
-            idle_timeout=idle_timeout,
-            metadata_timeout=metadata_timeout,
-        )
+        try:
+            return _land(
+                settings,
+                stop,
+                follow=follow,
+                max_batches=max_batches,
+                topic=topic,
+                group_id=group_id,
+                progress=progress,
+                con=con,
+                batch_size=batch_size,
+                idle_timeout=idle_timeout,
+                metadata_timeout=metadata_timeout,
+            )
+        except _STORAGE_ERRORS as error:
+            reason = " ".join(str(error).split())
+            raise WarehouseWriteError(
+                f"cannot write the warehouse {settings.warehouse_path}: {reason}. Nothing of "
+                "the failed batch was kept; free disk space, make the file writable or stop "
+                "the process holding it, then run `tokenhub land` again: it resumes where it "
+                "stopped."
+            ) from error
 
 
 def _land(
@@ -646,7 +669,10 @@ def _land(
         finally:
             consumer.close()
             if own_connection and con is not None:
-                con.close()
+                # After a storage error the database may be invalidated: closing must not
+                # replace that error with its own.
+                with contextlib.suppress(duckdb.Error):
+                    con.close()
     total = writer.total
     total.seconds = time.perf_counter() - started
     return total

@@ -385,3 +385,27 @@ def test_a_crash_inside_the_batch_transaction_commits_nothing_of_it(
     assert committed[0] + resumed.landed == len(ground_truth(stream))
     _assert_matches_truth(tmp_home, stream)
     _assert_offsets_match_rows(tmp_home, unique_topic)
+
+
+@pytest.mark.integration
+def test_a_second_loader_on_a_held_warehouse_is_one_clear_error(
+    tmp_home: Settings, unique_topic: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "loader.log"
+    first = _loader_process(tmp_home, unique_topic, log)
+    try:
+        wait_until_writing(first, tmp_home.warehouse_path, log)
+        second = subprocess.run(
+            [sys.executable, "-m", "tokenhub.cli", "land", "--quiet", "--topic", unique_topic],
+            env={**os.environ, **settings_env(tmp_home)},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=30) == 0, log.read_text()[-2000:]
+    assert second.returncode == 2, second.stderr[-2000:]
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    assert "lock" in second.stderr and "tokenhub land" in second.stderr

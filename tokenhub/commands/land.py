@@ -45,7 +45,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from warehouse.loader import land
+    from tokenhub.cli import UserError
+    from warehouse.loader import WarehouseWriteError, land
 
     settings = get_settings()
     if not args.quiet and args.follow:
@@ -53,14 +54,17 @@ def run(args: argparse.Namespace) -> int:
             f"Landing {args.topic} into {settings.warehouse_path} until Ctrl-C ...",
             file=sys.stderr,
         )
-    result = land(
-        settings,
-        follow=args.follow,
-        max_batches=args.max_batches,
-        topic=args.topic,
-        progress=not args.quiet and sys.stderr.isatty(),
-        batch_size=args.batch_size,
-    )
+    try:
+        result = land(
+            settings,
+            follow=args.follow,
+            max_batches=args.max_batches,
+            topic=args.topic,
+            progress=not args.quiet and sys.stderr.isatty(),
+            batch_size=args.batch_size,
+        )
+    except WarehouseWriteError as error:
+        raise UserError(str(error)) from None
     if not args.quiet:
         print(result.describe())
     return 0
