@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor
 
-from pipelines import economics, landing, rating, revenue, sensors, staging
+from pipelines import economics, landing, publishing, rating, revenue, sensors, staging
 from pipelines.resources import resources_for
 
 defs = Definitions.merge(
@@ -17,6 +17,7 @@ defs = Definitions.merge(
     staging.defs,
     revenue.defs,
     economics.defs,
+    publishing.defs,
     sensors.defs,
     Definitions(
         resources=resources_for(),

@@ -27,7 +27,7 @@ from pipelines.sensors import RANGE_END_TAG, RANGE_START_TAG
 from streams.settings import Settings
 
 UPSTREAM = AssetSelection.groups("landing", "rating", "staging")
-MARTS = AssetSelection.groups("revenue", "economics")
+MARTS = AssetSelection.groups("revenue", "economics", "publishing")
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,30 @@ class PipelineResult:
     @property
     def failed_checks(self) -> list[CheckOutcome]:
         return [check for check in self.checks if not check.passed]
+
+    def describe(self) -> str:
+        """A few lines for people: runs, assets, event dates and every check's verdict."""
+        materialized = sum(len(run.get_asset_materialization_events()) for run in self.runs)
+        runs_ok = sum(run.success for run in self.runs)
+        lines = [
+            f"Dagster: {runs_ok}/{len(self.runs)} run(s) succeeded, "
+            f"{materialized} asset materialisation(s)"
+            + (
+                f", event dates {self.event_dates[0]} .. {self.event_dates[-1]}"
+                if self.event_dates
+                else ", no usage landed yet"
+            )
+        ]
+        if self.dates_without_partition:
+            lines.append(
+                f"  usage on dates before TOKENHUB_PARTITIONS_START, not in any partition: "
+                f"{', '.join(self.dates_without_partition)}"
+            )
+        for check in self.checks:
+            verdict = "pass" if check.passed else "FAIL"
+            detail = f": {check.description}" if check.description else ""
+            lines.append(f"  check {verdict:4} {check.check}{detail}")
+        return "\n".join(lines)
 
 
 def dagster_home(settings: Settings) -> Path:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 import requests
 from dagster import AssetKey, DagsterInstance, build_sensor_context
@@ -152,6 +153,12 @@ def test_every_asset_materialises_and_every_check_passes_on_clean_data(
     assert "skipped" in (checks["marts/fct_usage_rated:stream_reconciliation"].description or "")
     # The event dates of the traffic (3 days before NOW) are built as partitions.
     assert result.event_dates[-1] == "2026-11-20" and len(result.event_dates) >= 3
+    # The read-only copy for analysts is refreshed after the marts.
+    with duckdb.connect(str(pipeline.settings.published_path), read_only=True) as published:
+        assert published.execute("select count(*) from marts.fct_layer_margin").fetchall()[0][0]
+    summary = result.describe()
+    assert "2/2 run(s) succeeded" in summary
+    assert "check pass marts/fct_layer_margin:layer_margin_identity" in summary
     partitions = pipeline.instance.get_materialized_partitions(
         AssetKey(["marts", "fct_layer_margin"])
     )
