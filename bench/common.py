@@ -32,13 +32,13 @@ class BenchOptions:
     #: Events the producer benchmark sends per round.
     producer_events: int = 1_000_000
     #: Events the worker benchmark pushes through (per worker count).
-    worker_events: int = 300_000
+    worker_events: int = 150_000
     #: Fixed producer rates (events/s) of the latency benchmark, and seconds at each rate.
     latency_rates: tuple[int, ...] = (1_000, 5_000, 10_000)
     latency_seconds: float = 20.0
     #: Rows the landing benchmark lands from Kafka; the naive baseline inserts a sample.
     landing_events: int = 1_000_000
-    naive_sample: int = 20_000
+    naive_sample: int = 5_000
     #: Rated-event counts the marts benchmark builds (and 100M with ``huge``).
     mart_sizes: tuple[int, ...] = (1_000_000, 10_000_000)
     huge: bool = False
