@@ -196,10 +196,14 @@ class RssSampler:
         self.pids[name] = pid
         self.peaks.setdefault(name, 0)
 
+    def sample_one(self, name: str) -> None:
+        """Sample one watched process now."""
+        peak = max(rss_bytes(self.pids[name]), peak_rss_bytes(self.pids[name]))
+        self.peaks[name] = max(self.peaks.get(name, 0), peak)
+
     def _sample(self) -> None:
-        for name, pid in list(self.pids.items()):
-            peak = max(rss_bytes(pid), peak_rss_bytes(pid))
-            self.peaks[name] = max(self.peaks.get(name, 0), peak)
+        for name in list(self.pids):
+            self.sample_one(name)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -133,8 +133,30 @@ def run_suite(
     report.machine["load_average_at_end"] = list(os.getloadavg())
     report.elapsed_s = time.monotonic() - started
     if write_to is not None:
-        write_results(report, write_to, suffix="-quick" if options.quick else "")
+        suffix = "-quick" if options.quick else ""
+        if only is not None:
+            _keep_earlier_figures(report, write_to, suffix, names)
+        write_results(report, write_to, suffix=suffix)
     return report
+
+
+def _keep_earlier_figures(report: SuiteReport, folder: Path, suffix: str, ran: list[str]) -> None:
+    """With ``--only``, today's file keeps the figures of the benchmarks not run again."""
+    earlier = folder / f"{report.started_at[:10]}{suffix}.json"
+    if not earlier.exists():
+        return
+    saved = json.loads(earlier.read_text())
+    kept = [
+        Figure(**{key: value for key, value in figure.items() if key != "ratio"})
+        for figure in saved["figures"]
+        if figure["benchmark"] not in ran
+    ]
+    report.figures[:0] = kept
+    for name, problem in saved.get("problems", {}).items():
+        if name not in ran:
+            report.problems.setdefault(name, problem)
+    if kept:
+        report.machine["earlier_run_kept"] = saved["started_at"]
 
 
 # --- output -------------------------------------------------------------------------------
@@ -155,12 +177,15 @@ def _met(figure: Figure) -> str:
 
 
 def _row(figure: Figure) -> str:
-    ratio = f"{figure.ratio:.2f}" if figure.ratio is not None else "-"
-    return (
-        f"{figure.name}: {_number(figure.value, figure.unit)} vs {figure.baseline_name} "
-        f"{_number(figure.baseline, figure.unit)} (ratio {ratio}); target {figure.target}: "
-        f"{_met(figure)}"
-    )
+    text = f"{figure.name}: {_number(figure.value, figure.unit)}"
+    if figure.baseline is not None and figure.ratio is not None:
+        text += (
+            f" vs {figure.baseline_name} {_number(figure.baseline, figure.unit)} "
+            f"(ratio {figure.ratio:.2f})"
+        )
+    if figure.target:
+        text += f"; target {figure.target}: {_met(figure)}"
+    return text
 
 
 def markdown_table(report: SuiteReport) -> str:
@@ -187,6 +212,10 @@ def markdown_table(report: SuiteReport) -> str:
         f"Kafka {machine['kafka']}, DuckDB {machine['duckdb']}, Polars {machine['polars']}. "
         f"Load average at start {load:.2f}{busy}."
     )
+    if "earlier_run_kept" in machine:
+        header += (
+            f" Figures of benchmarks not re-run come from the run of {machine['earlier_run_kept']}."
+        )
     return "\n".join([header, "", *lines, "", *notes]) + "\n"
 
 

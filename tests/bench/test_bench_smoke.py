@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from bench.common import BenchOptions, Figure
-from bench.run import SuiteReport, machine_info, markdown_table, run_suite, write_results
+from bench.run import (
+    SuiteReport,
+    _keep_earlier_figures,
+    machine_info,
+    markdown_table,
+    run_suite,
+    write_results,
+)
 from streams.broker import LocalKafka
 
 
@@ -41,6 +48,16 @@ def test_table_shows_figure_baseline_ratio_target_and_whether_met(tmp_path: Path
     assert [f["ratio"] for f in saved["figures"]] == [0.8, 2.0]
     assert (tmp_path / "2026-03-20.md").read_text() == table
     assert (tmp_path / "2026-03-20.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_partial_run_keeps_the_other_benchmarks_figures_of_the_day(tmp_path: Path) -> None:
+    earlier = Figure("producer", "producer throughput", 1.0, "events/s", "Java", 2.0)
+    stale = Figure("memory", "peak RSS, loader", 900.0, "MiB")
+    write_results(_report(earlier, stale), tmp_path)
+    fresh = _report(Figure("memory", "peak RSS, loader", 800.0, "MiB"))
+    _keep_earlier_figures(fresh, tmp_path, "", ["memory"])
+    assert [(f.benchmark, f.value) for f in fresh.figures] == [("producer", 1.0), ("memory", 800.0)]
+    assert fresh.problems["worker"].startswith("skipped")
 
 
 @pytest.mark.slow
