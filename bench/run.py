@@ -124,6 +124,8 @@ def run_suite(
             report.problems[name] = f"failed: {type(error).__name__}: {error}"
             options.log(traceback.format_exc())
         else:
+            for figure in figures:
+                figure.details.setdefault("measured_at", report.started_at)
             report.figures.extend(figures)
             for figure in figures:
                 options.log(f"  {_row(figure)}")
@@ -151,12 +153,12 @@ def _keep_earlier_figures(report: SuiteReport, folder: Path, suffix: str, ran: l
         for figure in saved["figures"]
         if figure["benchmark"] not in ran
     ]
+    for figure in kept:
+        figure.details.setdefault("measured_at", saved["started_at"])
     report.figures[:0] = kept
     for name, problem in saved.get("problems", {}).items():
         if name not in ran:
             report.problems.setdefault(name, problem)
-    if kept:
-        report.machine["earlier_run_kept"] = saved["started_at"]
 
 
 # --- output -------------------------------------------------------------------------------
@@ -212,9 +214,11 @@ def markdown_table(report: SuiteReport) -> str:
         f"Kafka {machine['kafka']}, DuckDB {machine['duckdb']}, Polars {machine['polars']}. "
         f"Load average at start {load:.2f}{busy}."
     )
-    if "earlier_run_kept" in machine:
+    runs = sorted({f.details.get("measured_at", report.started_at) for f in report.figures})
+    if len(runs) > 1:
         header += (
-            f" Figures of benchmarks not re-run come from the run of {machine['earlier_run_kept']}."
+            f" Benchmarks not re-run keep their figures from earlier runs that day ({runs[0]} "
+            "onwards; `measured_at` in the JSON)."
         )
     return "\n".join([header, "", *lines, "", *notes]) + "\n"
 
