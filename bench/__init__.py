@@ -5,3 +5,6 @@ harness is :mod:`bench.run`, one module per benchmark, shared helpers in
 :mod:`bench.common`. Method and targets: ``bench/README.md``. Benchmarks are never timed
 tests: ``make test`` does not run them.
 """
+
+#: The benchmarks in the order they run (cheap and independent first), one module each.
+BENCHMARKS: tuple[str, ...] = ("producer", "worker", "latency", "landing", "marts", "memory")

@@ -21,10 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import BENCHMARKS
 from bench.common import BenchOptions, Figure
 
-#: The benchmarks in the order they run (cheap and independent first).
-BENCHMARKS: tuple[str, ...] = ("producer", "worker", "latency", "landing", "marts", "memory")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
