@@ -136,15 +136,15 @@ _META_ATTRS = (
 )  # fmt: skip
 
 
-def _without_pattern(tp: Any) -> tuple[Any, bool]:
-    """``tp`` with every ``Meta(pattern=...)`` dropped, and whether it had one."""
+def _without_pattern(tp: Any) -> tuple[Any, set[str]]:
+    """``tp`` with every ``Meta(pattern=...)`` dropped, and the patterns dropped."""
     if get_origin(tp) is Annotated:
         base, *metas = get_args(tp)
-        had = False
+        had = set()
         kept = []
         for meta in metas:
             if isinstance(meta, msgspec.Meta) and meta.pattern is not None:
-                had = True
+                had.add(meta.pattern)
                 meta = msgspec.Meta(
                     **{k: getattr(meta, k) for k in _META_ATTRS if getattr(meta, k) is not None}
                 )
@@ -152,25 +152,35 @@ def _without_pattern(tp: Any) -> tuple[Any, bool]:
         return Annotated[(_without_pattern(base)[0], *kept)], had
     if get_origin(tp) in (Union, UnionType):
         parts = [_without_pattern(arg) for arg in get_args(tp)]
-        return Union[tuple(part for part, _ in parts)], any(had for _, had in parts)  # noqa: UP007
-    return tp, False
+        return Union[tuple(part for part, _ in parts)], set().union(*(had for _, had in parts))  # noqa: UP007
+    return tp, set()
 
 
-def _unpatterned_twin() -> tuple[type[msgspec.Struct], tuple[str, ...]]:
+def _unpatterned_twin() -> tuple[type[msgspec.Struct], tuple[str, ...], set[str]]:
     fields: list[Any] = []
     patterned: list[str] = []
+    patterns: set[str] = set()
     for info in msgspec.structs.fields(TokenUsageEvent):
         tp, had = _without_pattern(info.type)
         if had:
             patterned.append(info.name)
+            patterns |= had
         fields.append((info.name, tp) if info.required else (info.name, tp, info.default))
     twin = msgspec.defstruct(
         "_UnpatternedEvent", fields, kw_only=True, frozen=True, forbid_unknown_fields=True
     )
-    return twin, tuple(patterned)
+    return twin, tuple(patterned), patterns
 
 
-_Twin, _ID_FIELDS = _unpatterned_twin()
+_Twin, _ID_FIELDS, _PATTERNS = _unpatterned_twin()
+#: The Id patterns the fast path's checks implement (the second refuses a final newline
+#: too; the checks refuse every newline). Any other pattern turns the fast path off, so a
+#: changed contract can never be judged by stale checks.
+_FAST_PATH_PATTERNS = {
+    r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$",
+    r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$(?!\n)",
+}
+_FAST_PATH = _PATTERNS <= _FAST_PATH_PATTERNS
 _twin_decoder = msgspec.json.Decoder(_Twin)
 _id_values = operator.attrgetter(*_ID_FIELDS)
 _twin_as_dict = msgspec.structs.asdict
@@ -183,6 +193,8 @@ _BAD_ID_START = re.compile(r"\n[^A-Za-z0-9]")
 
 def _fast_twin(raw: bytes) -> Any:
     """The decoded twin if the fast path accepts ``raw`` (Ids included), else None."""
+    if not _FAST_PATH:
+        return None
     try:
         twin = _twin_decoder.decode(raw)
     except msgspec.DecodeError:

@@ -94,3 +94,10 @@ def test_encode_checked_refuses_what_parse_refuses() -> None:
     assert _refused_reason(too_much_thinking) == "thinking_exceeds_output"
     future = msgspec.structs.replace(event, occurred_at=datetime(2030, 1, 1, tzinfo=UTC))
     assert _refused_reason(future) == "timestamp_in_future"
+
+
+def test_the_fast_path_is_on_for_the_current_id_pattern() -> None:
+    # Otherwise the properties above would only compare the strict decoder with itself.
+    assert events._FAST_PATH
+    assert events._fast_twin(json.dumps(valid_event()).encode()) is not None
+    assert events._fast_twin(json.dumps(valid_event(model="-bad")).encode()) is None
