@@ -155,6 +155,8 @@ def _keep_earlier_figures(report: SuiteReport, folder: Path, suffix: str, ran: l
     for figure in kept:
         figure.details.setdefault("measured_at", saved["started_at"])
     report.figures[:0] = kept
+    # In suite order, whichever run each figure came from.
+    report.figures.sort(key=lambda figure: BENCHMARKS.index(figure.benchmark))
     for name, problem in saved.get("problems", {}).items():
         if name not in ran:
             report.problems.setdefault(name, problem)
