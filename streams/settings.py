@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     late_event_allowance_seconds: int = Field(
         default=60, description="A window stays open this long after its end, in event time."
     )
-    worker_batch_size: int = Field(default=500, description="Events rated per micro-batch.")
+    worker_batch_size: int = Field(default=2000, description="Events rated per micro-batch.")
     worker_batch_seconds: float = Field(
         default=1.0, description="A micro-batch closes after this long even when not full."
     )
@@ -124,10 +124,7 @@ class Settings(BaseSettings):
     @property
     def budgets(self) -> Path:
         """The tenant daily budgets file the live alerts read."""
-        return (
-            self.budgets_path
-            or Path(__file__).resolve().parent / "data" / "tenant_budgets.csv"
-        )
+        return self.budgets_path or Path(__file__).resolve().parent / "data" / "tenant_budgets.csv"
 
     @property
     def bootstrap(self) -> str:

@@ -76,11 +76,11 @@ class PartitionStore:
         raw = self._db.get(key)
         return None if raw is None else orjson.loads(raw)
 
-    def items(self, prefix: bytes) -> Iterator[tuple[bytes, Any]]:
-        """Every (key, value) whose key starts with ``prefix``, in key order."""
+    def items(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
+        """Every (key, value) whose key starts with ``prefix``, in key order (from ``start``)."""
         end = _prefix_end(prefix)
         iterator = self._db.iter()
-        iterator.seek(prefix)
+        iterator.seek(max(prefix, start or prefix))
         while iterator.valid():
             key = iterator.key()
             if key >= end:

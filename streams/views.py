@@ -20,6 +20,13 @@ from streams.app import app, events_topic, settings
 PREFIX = "/tokenhub"
 
 
+def _partitions() -> Any:
+    """The live state of every partition: this worker's open stores, read-only for the rest."""
+    from streams.agents.live import stores  # the agent module imports the app: not at load
+
+    return live_state.open_partitions(settings, held=stores.open)
+
+
 def _window_label(request: Any) -> str:
     label = request.query.get("window", "1h")
     return label if label in WINDOWS else "1h"
@@ -45,7 +52,7 @@ async def spend(web: Any, request: Any) -> Any:
     tenant = request.query.get("tenant")
     label = _window_label(request)
     last = int(request.query.get("last", "5"))
-    with live_state.open_partitions(settings) as stores:
+    with _partitions() as stores:
         today = live_state.day_spend(stores)
         recent = _latest(live_state.windows(stores, label, "tenant", tenant), last)
     if tenant is not None:
@@ -58,7 +65,7 @@ async def windows(web: Any, request: Any) -> Any:
     """Every stored window of a size and dimension (``?window=1m|1h``, ``?dimension=tenant``)."""
     label = _window_label(request)
     dimension = request.query.get("dimension", "tenant")
-    with live_state.open_partitions(settings) as stores:
+    with _partitions() as stores:
         found = live_state.windows(stores, label, dimension, request.query.get("value"))
     return web.json(
         {
@@ -76,7 +83,7 @@ async def windows(web: Any, request: Any) -> Any:
 async def top_tenants(web: Any, request: Any) -> Any:
     """Tenants by rated spend today (``?n=10``)."""
     n = int(request.query.get("n", "10"))
-    with live_state.open_partitions(settings) as stores:
+    with _partitions() as stores:
         today = live_state.day_spend(stores)
     ranked = sorted(today.items(), key=lambda item: _amount(item[1]), reverse=True)[:n]
     return web.json({"top": [{"tenant_id": t, "spend": s} for t, s in ranked]})
@@ -87,7 +94,7 @@ async def agents_vs_humans(web: Any, request: Any) -> Any:
     """Tokens and requests by actor type and the multiplier, per recent window."""
     label = _window_label(request)
     last = int(request.query.get("last", "5"))
-    with live_state.open_partitions(settings) as stores:
+    with _partitions() as stores:
         recent = live_state.windows(stores, label, "all")
     rows = [
         {
@@ -115,7 +122,7 @@ async def agents_vs_humans(web: Any, request: Any) -> Any:
 @app.page(f"{PREFIX}/dead-letters/")
 async def dead_letters(web: Any, request: Any) -> Any:
     """Dead-letter counts by reason code."""
-    with live_state.open_partitions(settings) as stores:
+    with _partitions() as stores:
         counts = live_state.dead_letter_counts(stores)
     return web.json({"total": sum(counts.values()), "by_reason": counts})
 
@@ -143,7 +150,7 @@ async def health(web: Any, request: Any) -> Any:
         ends = await asyncio.to_thread(_end_offsets)
     except Exception as error:  # the health view reports a broker problem, never crashes
         return web.json({"status": "kafka_unreachable", "error": str(error)}, status=503)
-    with live_state.open_partitions(settings) as stores:
+    with _partitions() as stores:
         applied = live_state.applied_offsets(stores)
         stats = live_state.stats(stores)
     assigned = sorted(

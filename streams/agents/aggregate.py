@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from streams.agents.overlay import Overlay
@@ -49,7 +50,9 @@ def window_start(moment: datetime, size_seconds: int) -> datetime:
     return datetime.fromtimestamp(epoch - epoch % size_seconds, UTC)
 
 
+@lru_cache(maxsize=8192)
 def iso(moment: datetime) -> str:
+    """``moment`` as RFC 3339 UTC to the second; cached, as window starts repeat."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -143,30 +146,43 @@ def aggregate(
 
 
 def closable_windows(state: Overlay, allowance_seconds: int) -> list[tuple[str, datetime]]:
-    """Open windows whose end plus the allowance the watermark has passed."""
+    """Open windows whose end plus the allowance the watermark has passed, oldest first.
+
+    They are taken off the open set here; :func:`close_windows` emits them.
+    """
     mark = watermark(state)
     if mark is None:
         return []
     closable = []
-    for key, _ in state.items(OPEN):
-        label, start_text = key[len(OPEN) :].decode().split("/")
-        start = datetime.fromisoformat(start_text.replace("Z", "+00:00"))
-        if is_too_late(start, WINDOWS[label], mark, allowance_seconds):
-            closable.append((label, start))
+    for label, size in WINDOWS.items():
+        prefix = OPEN + f"{label}/".encode()
+        # is_too_late: start + size + allowance <= mark; starts are whole seconds.
+        last_start = (mark - timedelta(seconds=size + allowance_seconds)).replace(microsecond=0)
+        bound = prefix + iso(last_start + timedelta(seconds=1)).encode()
+        keys = set(state.expire(prefix, bound[len(prefix) :]))
+        keys.update(key for key in state.puts if key.startswith(prefix) and key < bound)
+        for key in sorted(keys):
+            state.delete(key)
+            start = key[len(prefix) :].decode().replace("Z", "+00:00")
+            closable.append((label, datetime.fromisoformat(start)))
     return closable
 
 
-def close_window(
-    state: Overlay, label: str, start: datetime
-) -> list[tuple[str, str, dict[str, Any]]]:
-    """Mark a window closed; returns its (dimension, value, record) entries to emit."""
-    state.delete(OPEN + f"{label}/{iso(start)}".encode())
-    prefix = WINDOW + f"{label}/{iso(start)}/".encode()
-    entries = []
-    for key, record in state.items(prefix):
-        dimension, value = key[len(prefix) :].decode().split("/", 1)
-        entries.append((dimension, value, record))
-    return entries
+def close_windows(
+    state: Overlay, windows: list[tuple[str, datetime]]
+) -> list[tuple[str, datetime, list[tuple[str, str, dict[str, Any]]]]]:
+    """The (dimension, value, record) entries of each window to emit, per window."""
+    prefixes = {
+        WINDOW + f"{label}/{iso(start)}/".encode(): (label, start) for label, start in windows
+    }
+    closed = []
+    for prefix, entries in sorted(state.items_under(prefixes).items()):
+        records = []
+        for key, record in entries:
+            dimension, value = key[len(prefix) :].decode().split("/", 1)
+            records.append((dimension, value, record))
+        closed.append((*prefixes[prefix], records))
+    return closed
 
 
 def drop_expired_windows(state: Overlay) -> None:
@@ -175,9 +191,4 @@ def drop_expired_windows(state: Overlay) -> None:
     if mark is None:
         return
     for label, keep in WINDOW_RETENTION.items():
-        cutoff = iso(mark - keep)
-        prefix = WINDOW + f"{label}/".encode()
-        for key, _ in state.store_items(prefix):
-            if key[len(prefix) : len(prefix) + 20].decode() >= cutoff:
-                break
-            state.delete(key)
+        state.expire(WINDOW + f"{label}/".encode(), iso(mark - keep).encode())

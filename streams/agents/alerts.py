@@ -143,7 +143,4 @@ def expire(state: Overlay, watermark: datetime, keep_days: int) -> None:
     """Forget day totals and fired alerts older than ``keep_days`` (by event time)."""
     cutoff = (watermark.date() - timedelta(days=keep_days)).isoformat()
     for prefix in (BUDGET, FIRED):
-        for key, _ in state.store_items(prefix):
-            if key[len(prefix) : len(prefix) + 10].decode() >= cutoff:
-                break
-            state.delete(key)
+        state.expire(prefix, cutoff.encode())

@@ -38,13 +38,7 @@ def remember(state: Overlay, event: TokenUsageEvent) -> None:
 def expire(state: Overlay, watermark: datetime, horizon_days: int) -> int:
     """Forget event ids older than the horizon (by event time); returns how many."""
     cutoff = _day_number(watermark) - horizon_days
-    forgotten = 0
-    for key, _ in state.store_items(SEEN_BY_DAY):
-        day = int(key[len(SEEN_BY_DAY) : len(SEEN_BY_DAY) + 8])
-        if day >= cutoff:
-            break
-        event_id = key[len(SEEN_BY_DAY) + 9 :]
-        state.delete(key)
-        state.delete(SEEN + event_id)
-        forgotten += 1
-    return forgotten
+    expired = state.expire(SEEN_BY_DAY, f"{cutoff:08d}/".encode())
+    for key in expired:
+        state.delete(SEEN + key[len(SEEN_BY_DAY) + 9 :])
+    return len(expired)

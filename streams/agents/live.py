@@ -9,6 +9,7 @@ acknowledged it, forgotten; an outbox left by a crash is sent again on the next 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from typing import Any
 from faust.exceptions import ConsumerNotStarted
 
 from streams.agents.alerts import Budgets
-from streams.agents.process import BatchProcessor
+from streams.agents.process import BatchOutcome, BatchProcessor
 from streams.agents.rating import load_rater
 from streams.agents.validate import SourceMessage
 from streams.app import app, events_topic, settings
@@ -88,33 +89,41 @@ def _owns(partition: int) -> bool:
 
 
 async def handle_batch(batch: list[SourceMessage], send: Sender = send_to_kafka) -> None:
-    """Apply one micro-batch, partition by partition."""
+    """Apply one micro-batch: every partition it holds, rated in one call, committed each."""
     by_partition: dict[int, list[SourceMessage]] = defaultdict(list)
     for message in batch:
         by_partition[message.partition].append(message)
-    for partition, messages in sorted(by_partition.items()):
-        if not _owns(partition):
-            continue  # revoked while buffered; the new owner processes it
-        async with stores.locks[partition]:
+    async with contextlib.AsyncExitStack() as held:
+        work = []
+        for partition, messages in sorted(by_partition.items()):  # one lock order: no deadlock
+            await held.enter_async_context(stores.locks[partition])
+            if not _owns(partition):
+                continue  # revoked while buffered; the new owner processes it
             store, just_opened = stores.get(partition)
             if just_opened:
                 await flush_outbox(store, store.pending_outbox(), send)
-            outcome = processor().process(store, partition, messages)
+            work.append((store, partition, messages))
+        outcomes = processor().process_many(work)
+        for (store, partition, _), outcome in zip(work, outcomes, strict=True):
             await flush_outbox(store, outcome.outbox, send)
-        if outcome.applied or outcome.skipped_already_applied:
-            log.info(
-                "partition %d: %d applied (%d counted, %d duplicates, %d dead letters, "
-                "%d too late, %d alerts, %d windows closed), %d already applied",
-                partition,
-                outcome.applied,
-                outcome.counted,
-                outcome.duplicates,
-                outcome.dead_letters,
-                outcome.too_late,
-                outcome.alerts,
-                outcome.closed_windows,
-                outcome.skipped_already_applied,
-            )
+            _log_outcome(partition, outcome)
+
+
+def _log_outcome(partition: int, outcome: BatchOutcome) -> None:
+    if outcome.applied or outcome.skipped_already_applied:
+        log.info(
+            "partition %d: %d applied (%d counted, %d duplicates, %d dead letters, "
+            "%d too late, %d alerts, %d windows closed), %d already applied",
+            partition,
+            outcome.applied,
+            outcome.counted,
+            outcome.duplicates,
+            outcome.dead_letters,
+            outcome.too_late,
+            outcome.alerts,
+            outcome.closed_windows,
+            outcome.skipped_already_applied,
+        )
 
 
 @app.agent(events_topic)

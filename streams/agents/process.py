@@ -67,30 +67,59 @@ class BatchProcessor:
     def process(
         self, store: PartitionStore, partition: int, messages: Sequence[SourceMessage]
     ) -> BatchOutcome:
-        outcome = BatchOutcome()
+        """Apply one partition's messages (see :meth:`process_many`)."""
+        return self.process_many([(store, partition, messages)])[0]
+
+    def process_many(
+        self, work: Sequence[tuple[PartitionStore, int, Sequence[SourceMessage]]]
+    ) -> list[BatchOutcome]:
+        """Apply a micro-batch of several partitions, each committed to its own store.
+
+        The rating engine runs once for all of them: a call has a fixed cost of about 10 ms
+        whatever its size, and a micro-batch spread over a dozen partitions would pay it a
+        dozen times.
+        """
+        now = self.clock()
+        admitted = [
+            self._admit(store, partition, messages, now) for store, partition, messages in work
+        ]
+        ratings = iter(rate(self.rater, [event for batch in admitted for event in batch.counted]))
+        for batch in admitted:
+            self._apply(batch, [next(ratings) for _ in batch.counted], now)
+        return [batch.outcome for batch in admitted]
+
+    def _admit(
+        self,
+        store: PartitionStore,
+        partition: int,
+        messages: Sequence[SourceMessage],
+        now: datetime,
+    ) -> _Admitted:
+        """Validate and de-duplicate the messages not applied yet."""
         applied_offset = store.applied_offset
         fresh = sorted((m for m in messages if m.offset > applied_offset), key=lambda m: m.offset)
-        outcome.skipped_already_applied = len(messages) - len(fresh)
-        if not fresh:
-            return outcome
-        now = self.clock()
-        state = Overlay(store)
-        outbox: list[tuple[str, bytes, bytes]] = []
-
-        counted: list[TokenUsageEvent] = []
+        admitted = _Admitted(store, partition, Overlay(store), fresh)
+        admitted.outcome.skipped_already_applied = len(messages) - len(fresh)
+        state, outcome = admitted.state, admitted.outcome
         for message in fresh:
             checked = validate(message, now=now, max_future_skew=self.max_future_skew)
             if isinstance(checked, DeadLetter):
-                outbox.append((DEAD_LETTER.name, checked.key, checked.to_json()))
+                admitted.outbox.append((DEAD_LETTER.name, checked.key, checked.to_json()))
                 _bump(state, DEAD_LETTERS + checked.reason.encode())
                 outcome.dead_letters += 1
             elif dedup.is_duplicate(state, checked):
                 outcome.duplicates += 1
             else:
                 dedup.remember(state, checked)
-                counted.append(checked)
+                admitted.counted.append(checked)
+        return admitted
 
-        for event, rating in zip(counted, rate(self.rater, counted), strict=True):
+    def _apply(self, admitted: _Admitted, ratings: list[agg.Rating], now: datetime) -> None:
+        """Aggregate, alert, close windows, expire, and commit one partition's batch."""
+        if not admitted.fresh:
+            return
+        state, outcome, outbox = admitted.state, admitted.outcome, admitted.outbox
+        for event, rating in zip(admitted.counted, ratings, strict=True):
             if not agg.aggregate(
                 state, event, rating, allowance_seconds=self.settings.late_event_allowance_seconds
             ):
@@ -109,12 +138,13 @@ class BatchProcessor:
                 outcome.alerts += len(fired)
             else:
                 _bump(state, STATS + b"unrated/" + (rating.unrated_reason or "unrated").encode())
-        outcome.counted = len(counted)
+        outcome.counted = len(admitted.counted)
 
-        for label, start in agg.closable_windows(state, self.settings.late_event_allowance_seconds):
-            for dimension, value, record in agg.close_window(state, label, start):
+        closable = agg.closable_windows(state, self.settings.late_event_allowance_seconds)
+        for label, start, entries in agg.close_windows(state, closable):
+            for dimension, value, record in entries:
                 key, body = aggregate_message(
-                    label, start, dimension, value, partition, record, closed_at=now
+                    label, start, dimension, value, admitted.partition, record, closed_at=now
                 )
                 outbox.append((AGGREGATES.name, key, body))
             outcome.closed_windows += 1
@@ -124,13 +154,25 @@ class BatchProcessor:
             dedup.expire(state, mark, self.settings.dedup_horizon_days)
             agg.drop_expired_windows(state)
             alerts.expire(state, mark, self.settings.dedup_horizon_days)
-        _bump(state, STATS + b"events", len(fresh))
+        _bump(state, STATS + b"events", len(admitted.fresh))
         _bump(state, STATS + b"counted", outcome.counted)
         _bump(state, STATS + b"duplicates", outcome.duplicates)
         _bump(state, STATS + b"too_late", outcome.too_late)
         _bump(state, STATS + b"dead_letters", outcome.dead_letters)
-        outcome.outbox = store.commit(
-            state.puts, state.deletes, applied_offset=fresh[-1].offset, outbox=outbox
+        outcome.outbox = admitted.store.commit(
+            state.puts, state.deletes, applied_offset=admitted.fresh[-1].offset, outbox=outbox
         )
-        outcome.applied = len(fresh)
-        return outcome
+        outcome.applied = len(admitted.fresh)
+
+
+@dataclass
+class _Admitted:
+    """One partition's share of a micro-batch between admission and commit."""
+
+    store: PartitionStore
+    partition: int
+    state: Overlay
+    fresh: list[SourceMessage]
+    counted: list[TokenUsageEvent] = field(default_factory=list)
+    outbox: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    outcome: BatchOutcome = field(default_factory=BatchOutcome)
