@@ -1,12 +1,17 @@
 """Stream vs warehouse: the live windows on ``token-usage.aggregates.v1`` equal the warehouse.
 
 The Faust workers publish every closed window to the compacted aggregates topic (format in
-``streams/agents/aggregates_out.py``). This check reads the whole topic (the last value per
-key wins, as compaction would keep), takes the hourly windows of the ``all`` dimension,
-sums them over ``source_partition`` and compares each window's requests, tokens
-(input + output, the stream's ``total_tokens``) and spend per currency (``amount_gross``,
-before free quota, which is what the live rating adds up) with the warehouse's figures
-for the events that occurred in the same hour.
+``streams/agents/aggregates_out.py``), one message per window and ``source_partition``. This
+check reads the whole topic (the last value per key wins, as compaction would keep), takes
+the hourly windows of the ``all`` dimension and compares each (window, partition)'s
+requests, tokens (input + output, the stream's ``total_tokens``) and spend per currency
+(``amount_gross``, before free quota, which is what the live rating adds up) with the
+warehouse's figures for the events of that partition that occurred in the same hour.
+
+Comparing per partition, not per window summed over partitions, matters: each partition
+closes a window when its own event time has passed it, so a worker stopped (or lagging)
+part-way has closed an hour on some partitions and not yet on others. A sum would then be
+short of the warehouse, which holds every partition.
 
 The live windows follow event time: the worker keeps, per partition of the events topic, a
 *watermark* (the newest ``occurred_at`` counted so far) and an event whose hourly window
@@ -55,8 +60,14 @@ class WindowTotals:
     spend: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
 
 
-def read_closed_windows(kafka: KafkaResource, topic: str | None = None) -> dict[str, WindowTotals]:
-    """The hourly ``all`` windows on the aggregates topic, summed over source partitions."""
+#: A window start (RFC 3339, UTC, to the second) and a partition of the events topic.
+WindowKey = tuple[str, int]
+
+
+def read_closed_windows(
+    kafka: KafkaResource, topic: str | None = None
+) -> dict[WindowKey, WindowTotals]:
+    """The hourly ``all`` windows on the aggregates topic, per source partition."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     topic = topic or kafka.aggregates_topic
@@ -92,12 +103,12 @@ def read_closed_windows(kafka: KafkaResource, topic: str | None = None) -> dict[
                     done.add(partition)
         finally:
             consumer.close()
-    windows: dict[str, WindowTotals] = defaultdict(WindowTotals)
+    windows: dict[WindowKey, WindowTotals] = defaultdict(WindowTotals)
     for value in latest.values():
         body = orjson.loads(value)
         if body.get("window") != WINDOW or body.get("dimension") != DIMENSION:
             continue
-        totals = windows[body["window_start"]]
+        totals = windows[body["window_start"], int(body["source_partition"])]
         totals.requests += int(body["requests"])
         totals.tokens += int(body["total_tokens"])
         for spend in body["spend"]:
@@ -110,6 +121,7 @@ _ON_TIME_SQL = """
 with events as (
     select
         event_id,
+        kafka_partition,
         occurred_at,
         input_tokens + output_tokens as tokens,
         to_timestamp(floor(epoch(occurred_at) / 3600) * 3600) as window_start,
@@ -137,8 +149,9 @@ select * from final
 
 def warehouse_windows(
     con: Any, starts: list[str], *, topic: str, allowance_seconds: int
-) -> tuple[dict[str, WindowTotals], dict[str, int], datetime | None]:
-    """The warehouse's on-time figures per window start, too-late events per window, newest event."""
+) -> tuple[dict[WindowKey, WindowTotals], dict[WindowKey, int], datetime | None]:
+    """The warehouse's on-time figures per (window start, partition), too-late events per
+    (window start, partition), and the newest event."""
     con.execute(
         f"create or replace temp table _reconciled as {_ON_TIME_SQL}",
         {"topic": topic, "allowance": allowance_seconds},
@@ -146,27 +159,31 @@ def warehouse_windows(
     con.execute(
         "delete from _reconciled where window_key not in (select unnest(?::varchar[]))", [starts]
     )
-    windows: dict[str, WindowTotals] = defaultdict(WindowTotals)
-    for start, requests, tokens in con.execute(
-        "select window_key, count(*), sum(tokens)::bigint from _reconciled "
-        "where not is_too_late group by 1"
+    windows: dict[WindowKey, WindowTotals] = defaultdict(WindowTotals)
+    for start, partition, requests, tokens in con.execute(
+        "select window_key, kafka_partition, count(*), sum(tokens)::bigint from _reconciled "
+        "where not is_too_late group by 1, 2"
     ).fetchall():
-        windows[start].requests, windows[start].tokens = int(requests), int(tokens)
-    for start, currency, amount in con.execute(
+        totals = windows[start, int(partition)]
+        totals.requests, totals.tokens = int(requests), int(tokens)
+    for start, partition, currency, amount in con.execute(
         """
-        select reconciled.window_key, usage.currency, sum(usage.amount_gross)
+        select reconciled.window_key, reconciled.kafka_partition, usage.currency,
+            sum(usage.amount_gross)
         from _reconciled as reconciled
         inner join marts.fct_usage_rated as usage using (event_id)
         where not reconciled.is_too_late
-        group by 1, 2
+        group by 1, 2, 3
         """
     ).fetchall():
-        windows[start].spend[currency] += amount
-    too_late = dict(
-        con.execute(
-            "select window_key, count(*) from _reconciled where is_too_late group by 1"
+        windows[start, int(partition)].spend[currency] += amount
+    too_late = {
+        (start, int(partition)): count
+        for start, partition, count in con.execute(
+            "select window_key, kafka_partition, count(*) from _reconciled "
+            "where is_too_late group by 1, 2"
         ).fetchall()
-    )
+    }
     newest = con.execute(
         "select max(occurred_at) from raw.token_usage_events where kafka_topic = ?", [topic]
     ).fetchall()[0][0]
@@ -175,12 +192,13 @@ def warehouse_windows(
 
 
 def compare(
-    stream: dict[str, WindowTotals], warehouse: dict[str, WindowTotals]
+    stream: dict[WindowKey, WindowTotals], warehouse: dict[WindowKey, WindowTotals]
 ) -> list[dict[str, Any]]:
     """The windows whose requests, tokens or spend differ between stream and warehouse."""
     mismatches = []
-    for start in sorted(stream):
-        live, stored = stream[start], warehouse.get(start, WindowTotals())
+    for start, partition in sorted(stream):
+        live = stream[start, partition]
+        stored = warehouse.get((start, partition), WindowTotals())
         if (
             live.requests == stored.requests
             and live.tokens == stored.tokens
@@ -190,6 +208,7 @@ def compare(
         mismatches.append(
             {
                 "window_start": start,
+                "partition": partition,
                 "stream requests": live.requests,
                 "warehouse requests": stored.requests,
                 "stream tokens": live.tokens,
@@ -225,20 +244,20 @@ def stream_reconciliation(kafka: KafkaResource, warehouse: WarehouseResource) ->
     with warehouse.connect() as con:
         stored, too_late, newest = warehouse_windows(
             con,
-            sorted(stream),
+            sorted({start for start, _ in stream}),
             topic=kafka.events_topic,
             allowance_seconds=kafka.late_event_allowance_seconds,
         )
     if newest is not None:
         cutoff = newest.strftime("%Y-%m-%dT%H:%M:%SZ")
-        stream = {start: totals for start, totals in stream.items() if _end_of(start) <= cutoff}
+        stream = {key: totals for key, totals in stream.items() if _end_of(key[0]) <= cutoff}
     mismatches = compare(stream, stored)
-    late_in_compared = sum(count for start, count in too_late.items() if start in stream)
+    late_in_compared = sum(count for key, count in too_late.items() if key in stream)
     return AssetCheckResult(
         passed=not mismatches,
         description=(
             f"{len(stream) - len(mismatches)} of {len(stream)} closed hourly window(s) equal "
-            f"(requests, tokens, spend); {late_in_compared} event(s) arrived too late for "
+            f"per partition (requests, tokens, spend); {late_in_compared} event(s) arrived too late for "
             "their live window and are left out of the comparison"
         ),
         metadata={

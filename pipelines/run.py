@@ -112,12 +112,15 @@ def materialize_all(
     *,
     instance: DagsterInstance | None = None,
     resources: Mapping[str, Any] | None = None,
+    log_level: str = "INFO",
 ) -> PipelineResult:
     """Land, rate and build every asset with its checks; never raises on a failed check.
 
     ``resources`` overrides the local resources built from ``settings`` (tests point the
-    Kafka resource at their own topics).
+    Kafka resource at their own topics). ``log_level`` is the console's: ``INFO`` prints what
+    each asset reports, ``DEBUG`` every step event too (the Dagster UI keeps them all).
     """
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     from pipelines.definitions import defs
 
     resources = resources or resources_for("local", settings)
@@ -130,6 +133,7 @@ def materialize_all(
         resources=resources,
         instance=instance,
         raise_on_error=False,
+        run_config=run_config,
         tags={"tokenhub/trigger": "materialize_all"},
     )
     result.runs.append(upstream)
@@ -153,6 +157,7 @@ def materialize_all(
             resources=resources,
             instance=instance,
             raise_on_error=False,
+            run_config=run_config,
             tags={
                 "tokenhub/trigger": "materialize_all",
                 RANGE_START_TAG: result.event_dates[0],
