@@ -40,7 +40,9 @@ Id = Annotated[
     msgspec.Meta(
         min_length=1,
         max_length=128,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$",
+        # ``$(?!\n)``: in Python's re (msgspec's) a bare ``$`` also matches before a final
+        # newline, which would make "evt-1\n" a valid id distinct from "evt-1".
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]*$(?!\n)",
         description="Identifier: ASCII letters, digits and . _ : @ / -, at most 128 characters.",
     ),
 ]

@@ -129,11 +129,7 @@ def assert_equals_oracle(settings: Settings, stream: Path, messages: int, topic:
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
     """The CLI failed with one line naming the problem (checked last: the data comes first)."""
     assert result.returncode != 0, result.stdout
-    if "Traceback" in result.stderr and "_duckdb." in result.stderr:
-        # Known bug, reported: DuckDB's IO and transaction errors reach the CLI as
-        # tracebacks (and the loader's rollback after a failed commit masks the real error).
-        # The data checks above passed; only the message is wrong.
-        pytest.xfail(f"clear error missing, DuckDB traceback instead: {result.stderr[-300:]}")
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr[-3000:]
     assert any(word in lines[0] for word in words), lines[0]

@@ -80,13 +80,6 @@ def test_tokenhub_sql_reads(warehouse_home: Settings) -> None:
     assert read.returncode == 0 and read.stdout.splitlines() == ["n", "1"], read.stderr
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tokenhub/commands/sql.py connect_read_only opens the file read-only but leaves "
-    "ATTACH free: `attach '<warehouse>' as w (READ_WRITE)` then writes the writer's warehouse. "
-    "Fix: duckdb.connect(..., read_only=True, config={'enable_external_access': False, "
-    "'lock_configuration': True}) (with allowed_paths=[--output] for parquet output)",
-)
 def test_tokenhub_sql_cannot_write_the_warehouse_through_attach(warehouse_home: Settings) -> None:
     warehouse = warehouse_home.warehouse_path
     before = _digest(warehouse)

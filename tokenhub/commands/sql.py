@@ -66,18 +66,30 @@ def _one_line(error: duckdb.Error) -> str:
     return " ".join(str(error).split())
 
 
-def connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection, or a one-line error saying why there is none."""
+def connect_read_only(path: Path, *, output: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection that can touch no other file, or a one-line error saying why
+    there is none.
+
+    ``read_only`` alone would still let a query ``attach`` the writer's warehouse read-write,
+    or read and write any file; external access is switched off and the configuration locked
+    so a query cannot switch it back on. ``output`` (a parquet file to write) is the one path
+    allowed.
+    """
     from tokenhub.cli import UserError
 
     try:
-        return duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True)
     except duckdb.IOException as error:
         raise UserError(
             f"cannot open {path} ({_one_line(error)}); a process writing it (tokenhub land "
             "--follow, a Dagster run) holds it: query the published marts instead, refreshed "
             "by `make demo` or the Dagster publish step"
         ) from None
+    if output is not None:
+        con.execute("set allowed_paths = ?", [[str(output.resolve())]])
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
+    return con
 
 
 def _rows(relation: duckdb.DuckDBPyRelation) -> Iterator[tuple[Any, ...]]:
@@ -111,13 +123,13 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "parquet" and args.output is None:
         raise UserError("--format parquet writes a file: give --output FILE.parquet")
     path = database_path(get_settings(), args.database)
-    with connect_read_only(path) as con:
+    with connect_read_only(path, output=args.output) as con:
         try:
             relation = con.sql(args.query)
             if relation is None:  # a statement without a result (e.g. SET)
                 return 0
             if args.format == "parquet":
-                relation.write_parquet(str(args.output))
+                relation.write_parquet(str(args.output.resolve()))
                 return 0
             out: TextIO = args.output.open("w", newline="") if args.output else sys.stdout
             try:
