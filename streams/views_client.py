@@ -15,9 +15,19 @@ def _get(base: str, path: str, **params: Any) -> Any:
     return response.json()
 
 
+def _base(settings: Settings, web_port: int | None) -> str:
+    return f"http://{settings.web_host}:{web_port or settings.web_port}/tokenhub"
+
+
+def health(settings: Settings, *, web_port: int | None = None) -> dict[str, Any]:
+    """The health view: status, consumer lag per partition, counters (the cheapest view)."""
+    result: dict[str, Any] = _get(_base(settings, web_port), "health")
+    return result
+
+
 def live_summary(settings: Settings, *, web_port: int | None = None) -> dict[str, Any]:
     """Health, top tenants today, agents vs humans and dead letters, from the views."""
-    base = f"http://{settings.web_host}:{web_port or settings.web_port}/tokenhub"
+    base = _base(settings, web_port)
     health = _get(base, "health")
     return {
         "total_lag": health["total_lag"],
@@ -38,8 +48,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     )
     return "\n".join(
         [
-            f"live: {summary['events_counted']} events counted, "
-            f"{summary['duplicates']} duplicates dropped, lag {summary['total_lag']}",
+            f"live: {summary['events_counted']:,} events counted, "
+            f"{summary['duplicates']:,} duplicates dropped, lag {summary['total_lag']:,}",
             f"live: top tenants today: {top or '(none yet)'}",
             f"live: agent/human tokens per request: {summary['agent_human_multiplier']}",
             f"live: dead letters: {summary['dead_letters']['total']} "
