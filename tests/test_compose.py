@@ -79,7 +79,12 @@ def test_warehouse_lives_on_a_volume(compose: dict[str, Any]) -> None:
 def test_compose_file_is_valid_for_the_compose_tool() -> None:
     if shutil.which("docker-compose"):
         command = ["docker-compose", "-f", str(COMPOSE), "config", "-q"]
-    elif subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode == 0:
+    elif (
+        subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
         command = ["docker", "compose", "-f", str(COMPOSE), "config", "-q"]
     else:
         pytest.skip("no docker compose tool on this machine (.ci/run installs docker-compose)")
