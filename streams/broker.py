@@ -79,6 +79,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID, base64url without padding, as Kafka makes them.
+
+    One in 64 such strings starts with ``-``, which the storage tool's argument parser takes
+    for an option (``--cluster-id: expected one argument``); Kafka's own ``Uuid.randomUuid``
+    draws again in that case, and so does this.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class LocalKafka:
     """Fetch, format, start, stop and inspect a single-node KRaft broker."""
 
@@ -239,7 +252,7 @@ class LocalKafka:
     def _format(self) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         scram = [
             arg
             for name, password in self.scram_users.items()

@@ -219,11 +219,15 @@ def replay(
     topic: str = EVENTS.name,
     progress: bool = False,
 ) -> SimulationSummary:
-    """Send a JSONL stream file to Kafka exactly as recorded (keys, bytes, order)."""
+    """Send a JSONL stream file to Kafka exactly as recorded (keys, bytes, order).
+
+    The whole file is read once before anything is sent: a broken line raises
+    :class:`JsonlError` naming it, and nothing of the file reaches Kafka.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no stream file at {path}")
-    total = sum(1 for line in path.open("rb") if line.strip())
+    total = sum(1 for _ in read_jsonl(path))
     return pump(
         read_jsonl(path),
         settings=settings,
