@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import requests
@@ -39,11 +40,16 @@ def live_summary(settings: Settings, *, web_port: int | None = None) -> dict[str
     }
 
 
+def _fen(amount: str) -> str:
+    """An exact decimal string rounded to two places, for display only."""
+    return f"{Decimal(amount).quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """The summary as a few lines of text."""
     top = ", ".join(
         f"{row['tenant_id']} "
-        + " ".join(f"{amount} {currency}" for currency, amount in row["spend"].items())
+        + " ".join(f"{_fen(amount)} {currency}" for currency, amount in row["spend"].items())
         for row in summary["top_tenants"]
     )
     return "\n".join(

@@ -8,6 +8,9 @@ Dagster (landing, rating, marts, checks), the headline figures, and where to loo
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -140,8 +143,16 @@ def _headlines(settings: Settings) -> None:
         print(headlines(con).render())
 
 
+def _command() -> str:
+    """How to call ``tokenhub`` from here: bare when it is on PATH, else the venv's."""
+    if shutil.which("tokenhub"):
+        return "tokenhub"
+    return os.path.relpath(Path(sys.executable).parent / "tokenhub")
+
+
 def _where_to_look(settings: Settings, elapsed: float) -> None:
     home = Path(settings.home).resolve()
+    cli = _command()
     print(
         f"""
 Done in {elapsed:.0f}s. Where the results are:
@@ -149,9 +160,9 @@ Done in {elapsed:.0f}s. Where the results are:
   writer's warehouse:      {settings.warehouse_path.resolve()}
   simulated stream:        {home / "demo" / "stream.jsonl"}
 Next:
-  tokenhub sql "select * from marts.rpt_run_rate order by arr desc limit 10"
+  {cli} sql "select * from marts.rpt_run_rate order by arr desc limit 10"
   duckdb -readonly {settings.published_path}      (or duckdb.connect(path, read_only=True))
   make ui          -> http://localhost:3000 (assets, partitions, checks, plots)
-  tokenhub worker  -> live views on http://127.0.0.1:{settings.web_port}/tokenhub/health/
+  {cli} worker  -> live views on http://127.0.0.1:{settings.web_port}/tokenhub/health/
   make clean       stops the broker and removes {home}"""
     )
