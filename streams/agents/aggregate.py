@@ -114,7 +114,13 @@ def multiplier(window: dict[str, Any]) -> float | None:
 
 def watermark(state: Overlay) -> datetime | None:
     value = state.get(WATERMARK)
-    return None if value is None else datetime.fromisoformat(value)
+    return None if value is None else _parse_mark(value)
+
+
+@lru_cache(maxsize=256)
+def _parse_mark(value: str) -> datetime:
+    # Read once per event: the same few strings again and again within a batch.
+    return datetime.fromisoformat(value)
 
 
 def is_too_late(start: datetime, size_seconds: int, mark: datetime | None, allowance: int) -> bool:
