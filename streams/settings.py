@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     late_event_allowance_seconds: int = Field(
         default=60, description="A window stays open this long after its end, in event time."
     )
+    duckdb_memory_limit: str | None = Field(
+        default=None,
+        description="Memory DuckDB may use per warehouse connection (e.g. 4GB) before it "
+        "spills to disk next to the warehouse file; unset: DuckDB's default, 80% of RAM.",
+    )
     worker_batch_size: int = Field(default=2000, description="Events rated per micro-batch.")
     worker_batch_seconds: float = Field(
         default=1.0, description="A micro-batch closes after this long even when not full."

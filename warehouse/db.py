@@ -24,8 +24,18 @@ SCHEMAS = ("raw", "rating", "staging", "marts")
 _REFERENCE = re.compile(r"\b(staging|marts)\.([a-z_][a-z0-9_]*)\b")
 
 
-def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file (created with its schemas if new)."""
+def connect(
+    path: Path | str, *, read_only: bool = False, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file (created with its schemas if new).
+
+    DuckDB may use ``memory_limit`` (default ``TOKENHUB_DUCKDB_MEMORY_LIMIT``; unset, DuckDB's
+    own default of 80% of RAM) and spills what does not fit to ``<file>.tmp`` next to the
+    file. Not every operator spills: 1.5 GB made ``tokenhub rate`` run out of memory at 1M
+    events, so the limit is the operator's choice, not a default.
+    """
+    from streams.settings import get_settings
+
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -33,7 +43,10 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         raise FileNotFoundError(
             f"No warehouse at {path}: run `tokenhub land` (or `make demo`) first."
         )
-    con = duckdb.connect(str(path), read_only=read_only)
+    limit = memory_limit or get_settings().duckdb_memory_limit
+    con = duckdb.connect(
+        str(path), read_only=read_only, config={"memory_limit": limit} if limit else {}
+    )
     if not read_only:
         for schema in SCHEMAS:
             con.execute(f"create schema if not exists {schema}")
