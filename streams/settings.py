@@ -102,7 +102,7 @@ class Settings(BaseSettings):
     )
     worker_batch_size: int = Field(default=2000, description="Events rated per micro-batch.")
     worker_batch_seconds: float = Field(
-        default=1.0, description="A micro-batch closes after this long even when not full."
+        default=0.25, description="A micro-batch closes after this long even when not full."
     )
     live_rater: str = Field(
         default="warehouse.pricing.rating:BatchRater",
