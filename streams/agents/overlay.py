@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from streams.state import PartitionStore
@@ -31,10 +31,6 @@ class Overlay:
     def delete(self, key: bytes) -> None:
         self.puts.pop(key, None)
         self.deletes.add(key)
-
-    def store_items(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
-        """Committed entries under ``prefix`` (this batch's own writes are not included)."""
-        return self.store.items(prefix, start)
 
     def items(self, prefix: bytes) -> list[tuple[bytes, Any]]:
         """Entries under ``prefix`` including this batch's writes, in key order."""
