@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,4 +64,13 @@ def run(args: argparse.Namespace) -> int:
     dagster = Path(sys.executable).parent / "dagster"
     command = [str(dagster), "dev", "-w", str(workspace), "-h", args.host, "-p", str(args.port)]
     print(f"Dagster UI on http://{args.host}:{args.port} (DAGSTER_HOME={home}); Ctrl-C stops it.")
-    return subprocess.run(command, env=dagster_environment(settings.home, home)).returncode
+    process = subprocess.Popen(command, env=dagster_environment(settings.home, home))
+    # Ctrl-C reaches `dagster dev` through the terminal; a SIGTERM (a supervisor, `kill`)
+    # reaches only this process: pass it on, so dagster dev stops its webserver, daemon and
+    # code servers instead of outliving us.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: process.send_signal(signum))
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue  # dagster dev got the same Ctrl-C and is shutting down: wait for it
