@@ -99,28 +99,26 @@ def books_asset(
     )
 
 
+def _rating_table(key: AssetKey, description: str) -> AssetSpec:
+    """One of the tables a rating run writes: all depend on the events and the books."""
+    return AssetSpec(
+        key,
+        deps=[RAW_EVENTS, BOOKS],
+        description=description,
+        automation_condition=RATE_AFTER_LANDING,
+        kinds={"duckdb"},
+    )
+
+
 @multi_asset(
     specs=[
-        AssetSpec(
-            RATED_USAGE,
-            deps=[RAW_EVENTS, BOOKS],
-            description="One row per rated event with the price book version in force.",
-            automation_condition=RATE_AFTER_LANDING,
-            kinds={"duckdb"},
+        _rating_table(RATED_USAGE, "One row per rated event with the price book version in force."),
+        _rating_table(
+            UNRATED_USAGE, "Events that could not be rated, with the reason (never rated at zero)."
         ),
-        AssetSpec(
-            UNRATED_USAGE,
-            deps=[RAW_EVENTS, BOOKS],
-            description="Events that could not be rated, with the reason (never rated at zero).",
-            automation_condition=RATE_AFTER_LANDING,
-            kinds={"duckdb"},
-        ),
-        AssetSpec(
+        _rating_table(
             RATING_ADJUSTMENTS,
-            deps=[RAW_EVENTS, BOOKS],
-            description="The audit trail of re-rating: old and new amounts and book versions.",
-            automation_condition=RATE_AFTER_LANDING,
-            kinds={"duckdb"},
+            "The audit trail of re-rating: old and new amounts and book versions.",
         ),
     ],
     group_name="rating",
