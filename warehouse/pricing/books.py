@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation, localcontext
+from decimal import Decimal, localcontext
 from itertools import pairwise
 from pathlib import Path
 
@@ -38,7 +38,7 @@ import pyarrow as pa
 
 from streams.settings import Settings
 from warehouse import db
-from warehouse.pricing.cost_books import CostBookError, _effective_from, _rows
+from warehouse.pricing.cost_books import SCALE, CostBookError, _amount, _effective_from, _rows
 
 PRICE_BOOK_GLOB = "price_book*.csv"
 FREE_QUOTA = "free_quota.csv"
@@ -52,10 +52,8 @@ BOOK_VIEWS = (
     "staging.stg_fx_rates",
 )
 
-#: DECIMAL(38, 12): at most 12 places after the point and 26 before it.
-SCALE = 12
+#: The smallest step of DECIMAL(38, 12) (SCALE places after the point, 26 before it).
 _QUANTUM = Decimal(1).scaleb(-SCALE)
-_MAX_AMOUNT = Decimal(10) ** (38 - SCALE)
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _MONEY = pa.decimal128(38, SCALE)
 _MOMENT = pa.timestamp("us", tz="UTC")
@@ -165,19 +163,7 @@ def _currency(path: Path, line: int, row: dict[str, str], column: str) -> str:
 
 
 def _decimal(path: Path, line: int, row: dict[str, str], column: str) -> Decimal:
-    text = _text(path, line, row, column)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise PriceBookError(path, line, f"{column} {text!r} is not a decimal number") from None
-    if not value.is_finite() or value < 0:
-        raise PriceBookError(path, line, f"{column} {text!r} must not be negative")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -SCALE:
-        raise PriceBookError(path, line, f"{column} {text!r} has more than {SCALE} decimal places")
-    if value >= _MAX_AMOUNT:
-        raise PriceBookError(path, line, f"{column} {text!r} is too large")
-    return value
+    return _amount(path, line, _text(path, line, row, column), column, PriceBookError)
 
 
 def _integer(path: Path, line: int, row: dict[str, str], column: str, minimum: int = 0) -> int:

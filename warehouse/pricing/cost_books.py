@@ -71,8 +71,9 @@ _TRANSFER_KEY_COLUMNS = ("chip_family", "region", "model", "token_type")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _SEGMENT = re.compile(r"^[a-z][a-z0-9_]*$")
 #: DECIMAL(38, 12): at most 12 places after the point and 26 before it.
-_SCALE = 12
-_MAX_AMOUNT = Decimal(10) ** (38 - _SCALE)
+#: Decimal places of every amount in the books (DECIMAL(38, 12) in the warehouse).
+SCALE = 12
+_MAX_AMOUNT = Decimal(10) ** (38 - SCALE)
 
 
 class CostBookError(ValueError):
@@ -193,18 +194,28 @@ def _rows(path: Path, columns: tuple[str, ...]) -> Iterable[tuple[int, dict[str,
             yield reader.line_num, {key: value.strip() for key, value in row.items()}
 
 
-def _amount(path: Path, line: int, text: str) -> Decimal:
+def _amount(
+    path: Path,
+    line: int,
+    text: str,
+    column: str = "amount",
+    error: type[CostBookError] = CostBookError,
+) -> Decimal:
+    """A book amount: a finite decimal >= 0 with at most :data:`SCALE` places that fits
+    DECIMAL(38, 12); anything else raises ``error`` naming the file, line and column."""
     try:
         amount = Decimal(text)
     except InvalidOperation:
-        raise CostBookError(path, line, f"amount {text!r} is not a decimal number") from None
+        raise error(path, line, f"{column} {text!r} is not a decimal number") from None
     if not amount.is_finite() or amount < 0:
-        raise CostBookError(path, line, f"amount {text!r} must be a finite number >= 0")
+        raise error(
+            path, line, f"{column} {text!r} must not be negative: it must be a finite number >= 0"
+        )
     exponent = amount.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -_SCALE:
-        raise CostBookError(path, line, f"amount {text!r} has more than {_SCALE} decimal places")
+    if isinstance(exponent, int) and exponent < -SCALE:
+        raise error(path, line, f"{column} {text!r} has more than {SCALE} decimal places")
     if amount >= _MAX_AMOUNT:
-        raise CostBookError(path, line, f"amount {text!r} is too large")
+        raise error(path, line, f"{column} {text!r} is too large")
     return amount
 
 
